@@ -1,0 +1,113 @@
+"""Typed, frozen configuration for the agent, built once at the edge (the CLI) and passed down.
+
+Nothing below the CLI reads environment variables or flags; every knob lives here with its
+default and the reason for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+LLMServerKind = Literal["llamacpp", "vllm", "external"]
+
+# Short, spoken-style instructions: every token of the system prompt is prefill on each turn,
+# and anything the model writes is read aloud, so no lists, markup or emoji.
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Jet, a friendly voice assistant running entirely on a computer in the user's "
+    "home, with no internet access. Your replies are spoken aloud, so answer in one or two "
+    "short, natural sentences. Never use lists, markdown, code, emoji or special characters. "
+    "If you do not know something, such as live weather or news, say so briefly."
+)
+
+DEFAULT_GREETING = "Hi, I'm Jet. How can I help?"
+
+
+@dataclass(frozen=True)
+class STTConfig:
+    """faster-whisper settings: greedy decoding, one model shared by every session."""
+
+    model_dir: Path
+    device: str = "cpu"
+    # int8 on CPU is the fastest faster-whisper path; CUDA profiles use float16.
+    compute_type: str = "int8"
+    language: str = "en"
+    beam_size: int = 1
+    cpu_threads: int = 0
+    # Measured time from the end of a segment to its transcript; tells the turn strategy how
+    # long to wait for the transcript instead of pipecat's 1 s default.
+    ttfs_p99_secs: float = 0.8
+
+
+@dataclass(frozen=True)
+class TTSConfig:
+    """Kokoro (kokoro-onnx) settings; the model is loaded once per process."""
+
+    model_path: Path
+    voices_path: Path
+    voice: str = "af_heart"
+    speed: float = 1.0
+    sample_rate: int = 24000
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """The OpenAI-compatible LLM endpoint and, when managed, the server behind it."""
+
+    server: LLMServerKind = "llamacpp"
+    # Only for ``server="external"``: any OpenAI-compatible endpoint (a vLLM box on the LAN).
+    base_url: str | None = None
+    # Managed servers listen on loopback; 0 picks a free port at start.
+    port: int = 0
+    model: str = "local"
+    api_key: str = "local"
+    model_path: Path | None = None
+    context_tokens: int = 2048
+    max_tokens: int = 120
+    temperature: float = 0.6
+    request_timeout_secs: float = 20.0
+    start_timeout_secs: float = 180.0
+    threads: int = 0
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    extra_server_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    """Voice activity and end-of-turn timing."""
+
+    vad_stop_secs: float = 0.2
+    vad_start_secs: float = 0.2
+    vad_confidence: float = 0.7
+    # Silence after which Smart Turn's "incomplete" verdict is overruled and the turn ends.
+    smart_turn_stop_secs: float = 1.5
+    barge_in: bool = True
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """HTTP/WebRTC front end."""
+
+    host: str = "127.0.0.1"
+    port: int = 8430
+    max_sessions: int = 2
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    offer_timeout_secs: float = 20.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything ``jetvoice serve`` needs, assembled once by the CLI."""
+
+    profile: str
+    stt: STTConfig
+    tts: TTSConfig
+    llm: LLMConfig
+    turn: TurnConfig = field(default_factory=TurnConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    greeting: str = DEFAULT_GREETING
+    noise_filter: bool = True
+    warmup: bool = True

@@ -1,0 +1,114 @@
+"""The process-wide runtime: models loaded once and the LLM server, shared by all sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from loguru import logger
+
+from pipeline.config import AgentConfig
+from services.llm_server import LLMEndpoint, LLMServer
+from services.stt import WhisperEngine
+from services.tts import KokoroEngine
+
+
+@dataclass
+class StartupTimings:
+    """How long each part of start-up took, in seconds (reported by /health and the logs)."""
+
+    stt_load: float = 0.0
+    tts_load: float = 0.0
+    llm_ready: float = 0.0
+    warm_up: float = 0.0
+    total: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class AgentRuntime:
+    """Owns the shared engines and the LLM server; ``start`` once, ``close`` once."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.llm_server = LLMServer(config.llm)
+        self.whisper: WhisperEngine | None = None
+        self.kokoro: KokoroEngine | None = None
+        self.timings = StartupTimings()
+        self.ready = False
+        self._closed = False
+
+    @property
+    def llm_endpoint(self) -> LLMEndpoint:
+        """Where sessions send chat completions."""
+        return self.llm_server.endpoint
+
+    async def start(self) -> None:
+        """Load the models (off the event loop) while the LLM server starts, then warm up."""
+        started = time.perf_counter()
+        llm_task = asyncio.create_task(self._start_llm())
+        try:
+            # Loading one model at a time keeps peak memory and core contention down while
+            # the LLM server is loading its own weights in parallel.
+            self.whisper = await asyncio.to_thread(WhisperEngine, self.config.stt)
+            self.timings.stt_load = self.whisper.load_secs
+            self.kokoro = await asyncio.to_thread(KokoroEngine, self.config.tts)
+            self.timings.tts_load = self.kokoro.load_secs
+            await llm_task
+        except BaseException:
+            llm_task.cancel()
+            await asyncio.gather(llm_task, return_exceptions=True)
+            raise
+        if self.config.warmup:
+            warm_started = time.perf_counter()
+            await asyncio.gather(
+                asyncio.to_thread(self.whisper.warm_up),
+                asyncio.to_thread(self.kokoro.warm_up),
+                self._warm_llm(),
+            )
+            self.timings.warm_up = time.perf_counter() - warm_started
+        self.timings.total = time.perf_counter() - started
+        self.ready = True
+        logger.info(
+            "Models ready in {:.1f} s (whisper {:.2f} s, kokoro {:.2f} s, LLM server {:.1f} s, "
+            "warm-up {:.2f} s)",
+            self.timings.total,
+            self.timings.stt_load,
+            self.timings.tts_load,
+            self.timings.llm_ready,
+            self.timings.warm_up,
+        )
+
+    async def _start_llm(self) -> None:
+        started = time.perf_counter()
+        await self.llm_server.start()
+        self.timings.llm_ready = time.perf_counter() - started
+
+    async def _warm_llm(self) -> None:
+        """One tiny completion with the real system prompt, so its prefix is in the KV cache."""
+        endpoint = self.llm_endpoint
+        body = {
+            "model": endpoint.model,
+            "messages": [
+                {"role": "system", "content": self.config.llm.system_prompt},
+                {"role": "user", "content": "Hello."},
+            ],
+            "max_tokens": 1,
+            "temperature": 0.0,
+        }
+        headers = {"Authorization": f"Bearer {endpoint.api_key}"}
+        timeout = httpx.Timeout(self.config.llm.request_timeout_secs * 3, connect=2.0)
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
+            response = await client.post(
+                f"{endpoint.base_url}/chat/completions", json=body, headers=headers
+            )
+            response.raise_for_status()
+
+    async def close(self) -> None:
+        """Stop the LLM server. Idempotent; the in-process models go with the process."""
+        if self._closed:
+            return
+        self._closed = True
+        self.ready = False
+        await self.llm_server.close()

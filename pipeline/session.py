@@ -1,0 +1,130 @@
+"""One voice session: a fresh pipecat pipeline per WebRTC peer, over the shared runtime.
+
+browser -> SmallWebRTC in -> RNNoise -> (Silero VAD + Smart Turn v3 in the user aggregator)
+-> Whisper -> LLM -> think filter -> Kokoro -> SmallWebRTC out. A pipeline is never reused:
+pipecat silently drops TTS when one is restarted for a second peer.
+"""
+
+from __future__ import annotations
+
+from loguru import logger
+from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.transports.base_transport import TransportParams
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
+    TurnAnalyzerUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
+
+from pipeline.runtime import AgentRuntime
+from pipeline.think_filter import ThinkFilter
+from services.llm import create_llm_service
+from services.stt import WhisperSTTService
+from services.tts import KokoroTTSService
+
+AUDIO_IN_SAMPLE_RATE = 16000
+
+
+def build_worker(
+    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
+) -> PipelineWorker:
+    """Assemble the pipeline for one peer and return its (not yet running) worker."""
+    config = runtime.config
+    if runtime.whisper is None or runtime.kokoro is None:
+        raise RuntimeError("the runtime has not loaded its models")
+    transport = SmallWebRTCTransport(
+        webrtc_connection=connection,
+        params=TransportParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
+            audio_out_sample_rate=config.tts.sample_rate,
+            audio_in_filter=RNNoiseFilter() if config.noise_filter else None,
+            # 20 ms output packets (one Opus frame) rather than 40 ms: less to wait for
+            # before the first bot sample leaves.
+            audio_out_10ms_chunks=2,
+        ),
+    )
+    turn = config.turn
+    vad = SileroVADAnalyzer(
+        params=VADParams(
+            confidence=turn.vad_confidence,
+            start_secs=turn.vad_start_secs,
+            stop_secs=turn.vad_stop_secs,
+        )
+    )
+    smart_turn = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=turn.smart_turn_stop_secs))
+    context = LLMContext()
+    aggregators = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=vad,
+            user_turn_strategies=UserTurnStrategies(
+                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=smart_turn)]
+            ),
+        ),
+    )
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            WhisperSTTService(runtime.whisper),
+            aggregators.user(),
+            create_llm_service(config.llm, runtime.llm_endpoint),
+            ThinkFilter(),
+            KokoroTTSService(runtime.kokoro),
+            transport.output(),
+            aggregators.assistant(),
+        ]
+    )
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
+            audio_out_sample_rate=config.tts.sample_rate,
+            enable_metrics=True,
+        ),
+        conversation_id=session_id,
+        # A household session may sit quietly for a long time; the peer's liveness, not
+        # silence, decides when it ends.
+        idle_timeout_secs=None,
+    )
+
+    @transport.event_handler("on_client_connected")
+    async def on_client_connected(_transport: SmallWebRTCTransport, _client: object) -> None:
+        logger.info(f"[{session_id}] client connected")
+        if config.greeting:
+            await worker.queue_frames([TTSSpeakFrame(config.greeting)])
+
+    @transport.event_handler("on_client_disconnected")
+    async def on_client_disconnected(_transport: SmallWebRTCTransport, _client: object) -> None:
+        logger.info(f"[{session_id}] client disconnected")
+        await worker.cancel()
+
+    return worker
+
+
+async def run_session(
+    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
+) -> None:
+    """Run one session's pipeline until the peer leaves or the server shuts down."""
+    worker = build_worker(connection, runtime, session_id)
+    runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+    await runner.add_workers(worker)
+    try:
+        await runner.run()
+    finally:
+        logger.info(f"[{session_id}] session ended")

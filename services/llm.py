@@ -1,0 +1,72 @@
+"""The pipeline's LLM client: pipecat's OpenAI-compatible service, tuned for local servers.
+
+One client class talks to llama.cpp's server, vLLM and any external OpenAI-compatible box.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from openai import AsyncOpenAI
+from pipecat.services.openai.llm import OpenAILLMService
+
+from pipeline.config import LLMConfig
+from services.llm_server import LLMEndpoint
+
+
+class LocalLLMService(OpenAILLMService):
+    """OpenAI-compatible streaming client for the local LLM server.
+
+    Qwen chat templates silently drop ``developer`` messages, so pipecat converts them to
+    ``user`` messages for this service.
+    """
+
+    supports_developer_role = False
+
+    def __init__(self, *, request_timeout_secs: float, **kwargs: Any) -> None:
+        self._request_timeout_secs = request_timeout_secs
+        super().__init__(**kwargs)
+
+    def create_client(
+        self,
+        api_key: Any = None,
+        base_url: Any = None,
+        organization: Any = None,
+        project: Any = None,
+        default_headers: Any = None,
+        **kwargs: Any,
+    ) -> AsyncOpenAI:
+        """A client with a bounded timeout, no silent retries and no proxy from the environment.
+
+        The stock client waits up to 10 minutes and retries twice; a voice turn needs an answer
+        or a clear failure within seconds. ``trust_env=False`` keeps a proxy variable from
+        routing loopback traffic off the machine.
+        """
+        timeout = httpx.Timeout(self._request_timeout_secs, connect=2.0)
+        return AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=httpx.AsyncClient(trust_env=False, timeout=timeout),
+            default_headers=default_headers,
+        )
+
+
+def create_llm_service(config: LLMConfig, endpoint: LLMEndpoint) -> LocalLLMService:
+    """Build a per-session LLM service pointed at ``endpoint``."""
+    settings = LocalLLMService.Settings(
+        model=endpoint.model,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        system_instruction=config.system_prompt,
+        # Qwen3 reasoning adds hundreds of tokens before the first speakable word.
+        extra={"extra_body": {"chat_template_kwargs": {"enable_thinking": False}}},
+    )
+    return LocalLLMService(
+        api_key=endpoint.api_key,
+        base_url=endpoint.base_url,
+        settings=settings,
+        request_timeout_secs=config.request_timeout_secs,
+    )

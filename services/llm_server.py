@@ -1,0 +1,215 @@
+"""Management of the local OpenAI-compatible LLM server: llama.cpp on CPU, vLLM on GPUs.
+
+The server runs as a child process on loopback so a crash in native inference code cannot
+take the voice front end down with it, and so the same client talks to llama.cpp, vLLM or an
+external box on the LAN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from loguru import logger
+
+from pipeline.config import LLMConfig
+
+
+class LLMServerError(RuntimeError):
+    """The LLM server could not be started or did not become ready."""
+
+
+@dataclass(frozen=True)
+class LLMEndpoint:
+    """Where the pipeline's LLM client connects."""
+
+    base_url: str
+    model: str
+    api_key: str
+
+
+def free_loopback_port() -> int:
+    """Ask the kernel for a free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM the child if this process dies without cleaning up."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
+    """Command line for llama-cpp-python's OpenAI-compatible server."""
+    if config.model_path is None:
+        raise LLMServerError("the llama.cpp server needs a GGUF model path")
+    threads = config.threads or max(1, os.cpu_count() or 1)
+    return [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(config.model_path),
+        "--model_alias",
+        config.model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(config.context_tokens),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+        # llama.cpp reuses the KV cache for the longest common prompt prefix (the system prompt
+        # and the conversation so far), which is what keeps time to first token flat.
+        "--verbose",
+        "False",
+        *config.extra_server_args,
+    ]
+
+
+def vllm_command(config: LLMConfig, port: int) -> list[str]:
+    """Command line for vLLM's OpenAI-compatible server with the flags the profiles rely on."""
+    if config.model_path is None:
+        raise LLMServerError("the vLLM server needs a model directory")
+    return [
+        "vllm",
+        "serve",
+        str(config.model_path),
+        "--served-model-name",
+        config.model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        str(config.context_tokens),
+        "--enable-prefix-caching",
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "hermes",
+        *config.extra_server_args,
+    ]
+
+
+class LLMServer:
+    """Owns the LLM server process (or just the address of an external one)."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        self._config = config
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+        self._closed = False
+        self._endpoint: LLMEndpoint | None = None
+
+    @property
+    def endpoint(self) -> LLMEndpoint:
+        """The endpoint; valid after :meth:`start`."""
+        if self._endpoint is None:
+            raise LLMServerError("LLM server not started")
+        return self._endpoint
+
+    @property
+    def running(self) -> bool:
+        """Whether a managed process is alive (always True for an external server)."""
+        if self._config.server == "external":
+            return True
+        return self._process is not None and self._process.poll() is None
+
+    async def start(self) -> LLMEndpoint:
+        """Start the server if managed, then wait until it answers ``GET /models``."""
+        config = self._config
+        if config.server == "external":
+            if not config.base_url:
+                raise LLMServerError("an external LLM server needs --llm-url")
+            self._endpoint = LLMEndpoint(config.base_url.rstrip("/"), config.model, config.api_key)
+        else:
+            port = config.port or free_loopback_port()
+            if config.server == "llamacpp":
+                command = llama_cpp_command(config, port)
+            else:
+                command = vllm_command(config, port)
+            log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+                prefix=f"jetvoice-{config.server}-", suffix=".log", delete=False
+            )
+            self._log_path = Path(log.name)
+            logger.info(f"Starting {config.server} LLM server on 127.0.0.1:{port}")
+            env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+            self._process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+            )
+            log.close()
+            self._endpoint = LLMEndpoint(f"http://127.0.0.1:{port}/v1", config.model, "local")
+        await self._wait_ready(config.start_timeout_secs)
+        return self._endpoint
+
+    async def _wait_ready(self, timeout: float) -> None:
+        assert self._endpoint is not None
+        deadline = time.monotonic() + timeout
+        url = f"{self._endpoint.base_url}/models"
+        last_error = "no answer yet"
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self._config.server != "external" and not self.running:
+                    raise LLMServerError(
+                        f"the {self._config.server} LLM server exited during start-up:\n"
+                        + self.log_tail()
+                    )
+                try:
+                    response = await client.get(url)
+                    if response.status_code == 200:
+                        return
+                    last_error = f"HTTP {response.status_code}"
+                except httpx.HTTPError as error:
+                    last_error = type(error).__name__
+                await asyncio.sleep(0.25)
+        raise LLMServerError(
+            f"the LLM server at {self._endpoint.base_url} was not ready after {timeout:.0f} s "
+            f"({last_error})\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the managed server's log, for error messages."""
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    async def close(self) -> None:
+        """Stop a managed server: SIGTERM, then SIGKILL after 10 s. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(asyncio.to_thread(process.wait), timeout=10.0)
+            except TimeoutError:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+        if self._log_path is not None:
+            with contextlib.suppress(OSError):
+                self._log_path.unlink()

@@ -1,0 +1,92 @@
+"""Text to speech: Kokoro-82M through kokoro-onnx, loaded once per process.
+
+pipecat's ``KokoroTTSService`` builds its own model per instance (and downloads it when no
+paths are given). Here one :class:`KokoroEngine` is shared by every session; each session
+gets a light :class:`KokoroTTSService` that streams the shared engine's output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from kokoro_onnx import Kokoro
+from loguru import logger
+from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.services.tts_service import TTSService
+
+from pipeline.config import TTSConfig
+
+KOKORO_SAMPLE_RATE = 24000
+
+
+class KokoroEngine:
+    """One Kokoro ONNX session and its voices, shared by all sessions."""
+
+    def __init__(self, config: TTSConfig) -> None:
+        self.config = config
+        started = time.perf_counter()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(
+            str(config.model_path), sess_options=options, providers=list(config.providers)
+        )
+        self.kokoro = Kokoro.from_session(session, str(config.voices_path))
+        if config.voice not in self.kokoro.voices:
+            voices = ", ".join(self.kokoro.get_voices()[:12])
+            raise ValueError(f"Kokoro voice '{config.voice}' is not in the voices file ({voices}, ...)")
+        self.load_secs = time.perf_counter() - started
+        logger.info(f"Kokoro loaded in {self.load_secs:.2f} s ({session.get_providers()[0]})")
+
+    def synthesize(self, text: str, voice: str | None = None) -> np.ndarray:
+        """Blocking synthesis of a whole text to float32 at 24 kHz; call from a worker thread."""
+        audio, _ = self.kokoro.create(
+            text, voice=voice or self.config.voice, speed=self.config.speed, lang="en-us"
+        )
+        return audio
+
+    def warm_up(self) -> None:
+        """One short synthesis so the first answer does not pay for lazy initialisation."""
+        self.synthesize("Hello there.")
+
+
+class KokoroTTSService(TTSService):
+    """Per-session TTS service streaming audio from the shared :class:`KokoroEngine`."""
+
+    def __init__(self, engine: KokoroEngine, **kwargs: Any) -> None:
+        super().__init__(
+            sample_rate=engine.config.sample_rate,
+            push_start_frame=True,
+            push_stop_frames=True,
+            settings=TTSService.Settings(model="kokoro-v1.0", voice=engine.config.voice),
+            **kwargs,
+        )
+        self._engine = engine
+
+    def can_generate_metrics(self) -> bool:
+        """TTFB (time to first audio) feeds the latency breakdown."""
+        return True
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        """Synthesize ``text`` batch by batch (kokoro-onnx runs each batch in a thread)."""
+        config = self._engine.config
+        try:
+            await self.start_tts_usage_metrics(text)
+            stream = self._engine.kokoro.create_stream(
+                text, voice=config.voice, speed=config.speed, lang="en-us"
+            )
+            async for samples, sample_rate in stream:
+                await self.stop_ttfb_metrics()
+                if sample_rate != self.sample_rate:
+                    raise ValueError(f"Kokoro produced {sample_rate} Hz, expected {self.sample_rate}")
+                pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+                yield TTSAudioRawFrame(
+                    audio=pcm, sample_rate=sample_rate, num_channels=1, context_id=context_id
+                )
+        except Exception as error:  # noqa: BLE001 - a synthesis failure ends this utterance only
+            yield ErrorFrame(error=f"speech synthesis failed: {error}")
+        finally:
+            await self.stop_ttfb_metrics()
