@@ -27,7 +27,10 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     )
     serve.add_argument("--port", type=int, default=8430, help="HTTP port (default: 8430)")
     serve.add_argument(
-        "--models-dir", type=Path, default=None, help="where model weights live (default: models/weights)"
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="where model weights live (default: models/weights)",
     )
     serve.add_argument("--voice", default="af_heart", help="Kokoro voice (default: af_heart)")
     serve.add_argument(
@@ -44,7 +47,10 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "--llm-model", default="local", help="model name sent to the LLM server (default: local)"
     )
     serve.add_argument(
-        "--llm-port", type=int, default=0, help="port for the managed LLM server (default: free port)"
+        "--llm-port",
+        type=int,
+        default=0,
+        help="port for the managed LLM server (default: free port)",
     )
     serve.add_argument(
         "--max-sessions", type=int, default=2, help="concurrent voice sessions (default: 2)"

@@ -22,11 +22,8 @@ def build_agent_config(args: argparse.Namespace, store: ModelStore) -> AgentConf
     """Resolve the profile's models (quick size check) and apply the flags."""
     paths = profile_paths(args.profile, store)
     cuda = paths.device == "cuda"
-    server: LLMServerKind
-    if args.llm == "auto":
-        server = "vllm" if cuda else "llamacpp"
-    else:
-        server = args.llm
+    default_server: LLMServerKind = "vllm" if cuda else "llamacpp"
+    server: LLMServerKind = default_server if args.llm == "auto" else args.llm
     if server == "external" and not args.llm_url:
         raise ValueError("--llm external needs --llm-url http://HOST:PORT/v1")
     if args.max_sessions < 1:

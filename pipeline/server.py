@@ -7,9 +7,10 @@ Routes follow pipecat's SmallWebRTC runner so existing clients work unchanged:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 
+from pipeline.ice_policy import loopback_only_ice
 from pipeline.runtime import AgentRuntime
-from pipeline.session import run_session
+from pipeline.session import build_worker, run_session
 
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -66,12 +68,20 @@ class SessionManager:
             raise OfferError(503, "the agent is still loading its models")
         sid = session_id or uuid.uuid4().hex[:12]
 
+        build_errors: list[Exception] = []
+
         async def on_connection(connection: SmallWebRTCConnection) -> None:
-            task = asyncio.create_task(
-                run_session(connection, self._runtime, sid), name=f"session-{sid}"
-            )
+            try:
+                worker = build_worker(connection, self._runtime, sid)
+            except Exception as error:  # noqa: BLE001 - reported to the client below
+                # pipecat's handler only logs callback errors; keep it to refuse the offer.
+                build_errors.append(error)
+                await connection.disconnect()
+                return
+            task = asyncio.create_task(run_session(worker, sid), name=f"session-{sid}")
             self._tasks[connection.pc_id] = task
-            task.add_done_callback(lambda _t, pc_id=connection.pc_id: self._forget(pc_id))
+            pc_id = connection.pc_id
+            task.add_done_callback(lambda _task: self._forget(pc_id))
 
         timeout = self._runtime.config.server.offer_timeout_secs
         try:
@@ -83,9 +93,12 @@ class SessionManager:
         except TimeoutError as error:
             raise OfferError(504, "timed out answering the offer") from error
         # aiortc's SDP parser raises assertion, key, index and value errors on malformed input.
-        except Exception as error:  # noqa: BLE001 - one boundary for a hostile offer
+        except Exception as error:
             logger.debug(f"rejected offer: {type(error).__name__}: {error}")
             raise OfferError(400, f"invalid SDP offer ({type(error).__name__})") from error
+        if build_errors:
+            logger.error(f"[{sid}] could not build the session: {build_errors[0]!r}")
+            raise OfferError(500, f"could not start a session: {build_errors[0]}")
         if answer is None:
             raise OfferError(500, "no SDP answer was produced")
         return dict(answer)
@@ -100,7 +113,7 @@ class SessionManager:
             await asyncio.wait_for(self._handler.handle_patch_request(request), 5.0)
         except HTTPException as error:
             raise OfferError(error.status_code, str(error.detail)) from error
-        except Exception as error:  # noqa: BLE001 - malformed candidates from the network
+        except Exception as error:
             raise OfferError(400, f"invalid ICE candidate ({type(error).__name__})") from error
 
     def _forget(self, pc_id: str) -> None:
@@ -143,6 +156,27 @@ async def _json_body(request: Request) -> Any:
         raise OfferError(400, "the body is not valid JSON") from error
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@asynccontextmanager
+async def _running(runtime: AgentRuntime, sessions: SessionManager) -> AsyncIterator[None]:
+    """Start the runtime; on the way out close sessions first, then the models' owner."""
+    try:
+        await runtime.start()
+        server = runtime.config.server
+        scheme = "https" if server.tls_certfile else "http"
+        logger.info(f"jetvoice ready: open {scheme}://{server.host}:{server.port}/")
+        yield
+    finally:
+        await sessions.close()
+        await runtime.close()
+
+
 def create_app(runtime: AgentRuntime) -> FastAPI:
     """Build the FastAPI app; the runtime is started and closed by the app's lifespan."""
     sessions = SessionManager(runtime)
@@ -150,17 +184,17 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        server = runtime.config.server
-        scheme = "https" if server.tls_certfile else "http"
-        logger.info(f"jetvoice ready: open {scheme}://{server.host}:{server.port}/")
-        try:
-            yield
-        finally:
-            await sessions.close()
-            await runtime.close()
+        # A server bound to loopback serves this machine only, so its WebRTC candidates stay on
+        # 127.0.0.1 too (aioice would otherwise offer the LAN addresses).
+        ice_scope: AbstractContextManager[None] = (
+            loopback_only_ice() if _is_loopback(runtime.config.server.host) else nullcontext()
+        )
+        with ice_scope:
+            async with _running(runtime, sessions):
+                yield
 
     app = FastAPI(title="jetvoice", lifespan=lifespan, docs_url=None, redoc_url=None)
+
     app.state.runtime = runtime
     app.state.sessions = sessions
 

@@ -67,7 +67,9 @@ def build_worker(
             stop_secs=turn.vad_stop_secs,
         )
     )
-    smart_turn = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=turn.smart_turn_stop_secs))
+    smart_turn = LocalSmartTurnAnalyzerV3(
+        params=SmartTurnParams(stop_secs=turn.smart_turn_stop_secs)
+    )
     context = LLMContext()
     aggregators = LLMContextAggregatorPair(
         context,
@@ -117,14 +119,14 @@ def build_worker(
     return worker
 
 
-async def run_session(
-    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
-) -> None:
+async def run_session(worker: PipelineWorker, session_id: str) -> None:
     """Run one session's pipeline until the peer leaves or the server shuts down."""
-    worker = build_worker(connection, runtime, session_id)
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
     await runner.add_workers(worker)
     try:
         await runner.run()
+    except Exception:
+        logger.exception(f"[{session_id}] session failed")
+        raise
     finally:
         logger.info(f"[{session_id}] session ended")

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
 from pipecat.services.openai.llm import OpenAILLMService
 
 from pipeline.config import LLMConfig
@@ -43,13 +42,13 @@ class LocalLLMService(OpenAILLMService):
         or a clear failure within seconds. ``trust_env=False`` keeps a proxy variable from
         routing loopback traffic off the machine.
         """
-        timeout = httpx.Timeout(self._request_timeout_secs, connect=2.0)
+        timeout = Timeout(self._request_timeout_secs, connect=2.0)
         return AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
             timeout=timeout,
-            http_client=httpx.AsyncClient(trust_env=False, timeout=timeout),
+            http_client=DefaultAsyncHttpxClient(trust_env=False, timeout=timeout),
             default_headers=default_headers,
         )
 

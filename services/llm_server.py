@@ -114,7 +114,7 @@ class LLMServer:
 
     def __init__(self, config: LLMConfig) -> None:
         self._config = config
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: asyncio.subprocess.Process | None = None
         self._log_path: Path | None = None
         self._closed = False
         self._endpoint: LLMEndpoint | None = None
@@ -131,7 +131,7 @@ class LLMServer:
         """Whether a managed process is alive (always True for an external server)."""
         if self._config.server == "external":
             return True
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.returncode is None
 
     async def start(self) -> LLMEndpoint:
         """Start the server if managed, then wait until it answers ``GET /models``."""
@@ -152,22 +152,22 @@ class LLMServer:
             self._log_path = Path(log.name)
             logger.info(f"Starting {config.server} LLM server on 127.0.0.1:{port}")
             env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-            self._process = subprocess.Popen(
-                command,
+            self._process = await asyncio.create_subprocess_exec(
+                *command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+                preexec_fn=_die_with_parent,  # only calls prctl: safe before exec
             )
             log.close()
             self._endpoint = LLMEndpoint(f"http://127.0.0.1:{port}/v1", config.model, "local")
         await self._wait_ready(config.start_timeout_secs)
         return self._endpoint
 
-    async def _wait_ready(self, timeout: float) -> None:
+    async def _wait_ready(self, limit_secs: float) -> None:
         assert self._endpoint is not None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit_secs
         url = f"{self._endpoint.base_url}/models"
         last_error = "no answer yet"
         async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
@@ -186,7 +186,7 @@ class LLMServer:
                     last_error = type(error).__name__
                 await asyncio.sleep(0.25)
         raise LLMServerError(
-            f"the LLM server at {self._endpoint.base_url} was not ready after {timeout:.0f} s "
+            f"the LLM server at {self._endpoint.base_url} was not ready after {limit_secs:.0f} s "
             f"({last_error})\n{self.log_tail()}"
         )
 
@@ -203,13 +203,13 @@ class LLMServer:
             return
         self._closed = True
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
+        if process is not None and process.returncode is None:
             process.terminate()
             try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), timeout=10.0)
+                await asyncio.wait_for(process.wait(), timeout=10.0)
             except TimeoutError:
                 process.kill()
-                await asyncio.to_thread(process.wait)
+                await process.wait()
         if self._log_path is not None:
             with contextlib.suppress(OSError):
                 self._log_path.unlink()

@@ -17,6 +17,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
@@ -77,7 +78,9 @@ class WhisperSTTService(SegmentedSTTService):
     def __init__(self, engine: WhisperEngine, **kwargs: Any) -> None:
         super().__init__(
             ttfs_p99_latency=engine.config.ttfs_p99_secs,
-            settings=SegmentedSTTService.Settings(model=engine.config.model_dir.name),
+            settings=STTSettings(
+                model=engine.config.model_dir.name, language=engine.config.language
+            ),
             **kwargs,
         )
         self._engine = engine

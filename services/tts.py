@@ -16,6 +16,7 @@ import onnxruntime as ort
 from kokoro_onnx import Kokoro
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from pipeline.config import TTSConfig
@@ -37,7 +38,9 @@ class KokoroEngine:
         self.kokoro = Kokoro.from_session(session, str(config.voices_path))
         if config.voice not in self.kokoro.voices:
             voices = ", ".join(self.kokoro.get_voices()[:12])
-            raise ValueError(f"Kokoro voice '{config.voice}' is not in the voices file ({voices}, ...)")
+            raise ValueError(
+                f"Kokoro voice '{config.voice}' is not in the voices file ({voices}, ...)"
+            )
         self.load_secs = time.perf_counter() - started
         logger.info(f"Kokoro loaded in {self.load_secs:.2f} s ({session.get_providers()[0]})")
 
@@ -61,7 +64,7 @@ class KokoroTTSService(TTSService):
             sample_rate=engine.config.sample_rate,
             push_start_frame=True,
             push_stop_frames=True,
-            settings=TTSService.Settings(model="kokoro-v1.0", voice=engine.config.voice),
+            settings=TTSSettings(model="kokoro-v1.0", voice=engine.config.voice, language="en-us"),
             **kwargs,
         )
         self._engine = engine
@@ -81,7 +84,9 @@ class KokoroTTSService(TTSService):
             async for samples, sample_rate in stream:
                 await self.stop_ttfb_metrics()
                 if sample_rate != self.sample_rate:
-                    raise ValueError(f"Kokoro produced {sample_rate} Hz, expected {self.sample_rate}")
+                    raise ValueError(
+                        f"Kokoro produced {sample_rate} Hz, expected {self.sample_rate}"
+                    )
                 pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
                 yield TTSAudioRawFrame(
                     audio=pcm, sample_rate=sample_rate, num_channels=1, context_id=context_id

@@ -1,0 +1,169 @@
+"""Writing one model file from its parts: concatenation, or packing Kokoro voices into an .npz.
+
+Every writer goes to a temporary file in the destination directory, is checked against the
+catalog's size and sha256, and only then renamed into place, so a failed or interrupted pull
+never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import numpy as np
+from numpy.lib import format as npy_format
+from tqdm import tqdm
+
+CHUNK = 1 << 20
+PARTIAL_SUFFIX = ".partial"
+FILE_MODE = 0o644
+# Each kokoro-js voice .bin is raw float32: 510 style vectors (one per token count) x 1 x 256.
+VOICE_SHAPE = (510, 1, 256)
+VOICE_BYTES = 510 * 256 * 4
+# zip's earliest representable time: a constant date makes the archive byte-for-byte stable.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class AssemblyError(RuntimeError):
+    """An assembled file does not match the catalog; nothing was left in its place."""
+
+
+class Sink(Protocol):
+    """Anything bytes can be written to."""
+
+    def write(self, data: bytes, /) -> int:
+        """Write ``data`` and return how many bytes were written."""
+        ...
+
+
+@contextmanager
+def atomic_output(dest: Path, *, size: int, sha256: str, label: str) -> Iterator[Sink]:
+    """Yield a writable temp file next to ``dest``; on success, check it and rename it to ``dest``.
+
+    The check re-reads nothing: the bytes are hashed as they are written. A mismatch (or any
+    exception) deletes the temp file and leaves ``dest`` as it was.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=PARTIAL_SUFFIX)
+    tmp = Path(tmp_name)
+    try:
+        # mkstemp makes 0600 files; weights must stay readable by a service running as another user.
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as raw:
+            hashing = _HashingWriter(raw)
+            yield hashing
+            raw.flush()
+            os.fsync(raw.fileno())
+        if hashing.size != size or hashing.hexdigest() != sha256:
+            raise AssemblyError(
+                f"{label}: assembled {hashing.size:,} B with sha256 {hashing.hexdigest()}, "
+                f"the catalog expects {size:,} B with sha256 {sha256}"
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class _HashingWriter:
+    """A write-only sink that hashes and counts what passes through it to a file."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes, /) -> int:
+        self._digest.update(data)
+        self._inner.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def concat_streams(
+    sources: Sequence[tuple[int, BinaryIO]],
+    out: Sink,
+    *,
+    progress: bool = True,
+    label: str = "",
+) -> None:
+    """Copy ``(size, stream)`` sources back to back into ``out``, one progress bar for all."""
+    with tqdm(
+        total=sum(size for size, _ in sources),
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=f"assemble {label}",
+        disable=not progress,
+        leave=False,
+        delay=1.0,
+    ) as bar:
+        for _, fh in sources:
+            while chunk := fh.read(CHUNK):
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
+def voice_array(name: str, raw: bytes) -> np.ndarray:
+    """One kokoro-js voice .bin as a float32 (510, 1, 256) array; ValueError on a wrong size."""
+    if len(raw) != VOICE_BYTES:
+        raise ValueError(f"voice {name}: {len(raw):,} B, expected {VOICE_BYTES:,} B")
+    return np.frombuffer(raw, dtype="<f4").reshape(VOICE_SHAPE)
+
+
+def write_voices_npz(
+    voices: Sequence[tuple[str, Callable[[], bytes]]],
+    out: Sink,
+    *,
+    progress: bool = True,
+    label: str = "",
+) -> None:
+    """Write an .npz that ``numpy.load`` reads as {voice name: float32 (510, 1, 256)}.
+
+    Unlike ``np.savez`` the output is deterministic (fixed timestamps, stored entries, sorted
+    keys), so its sha256 can live in the catalog. The archive is built in memory (~28 MB) so
+    zipfile can seek back to its local headers instead of writing data descriptors.
+    """
+    archive = io.BytesIO()
+    with (
+        zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf,
+        tqdm(
+            total=len(voices),
+            unit="voice",
+            desc=f"assemble {label}",
+            disable=not progress,
+            leave=False,
+            delay=1.0,
+        ) as bar,
+    ):
+        for name, read in sorted(voices, key=lambda item: item[0]):
+            buf = io.BytesIO()
+            npy_format.write_array(
+                buf, voice_array(name, read()), version=(1, 0), allow_pickle=False
+            )
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_STORED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue())
+            bar.update(1)
+    out.write(archive.getvalue())
+
+
+def remove_partials(directory: Path) -> list[Path]:
+    """Delete temp files an interrupted pull left in ``directory``; returns what was removed."""
+    if not directory.is_dir():
+        return []
+    removed = [p for p in directory.glob(f".*{PARTIAL_SUFFIX}") if p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed

