@@ -62,6 +62,13 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "--no-noise-filter", action="store_true", help="do not run RNNoise on the microphone"
     )
     serve.add_argument(
+        "--pipeline",
+        choices=("tuned", "stock"),
+        default="tuned",
+        help="tuned = jetvoice's pipeline; stock = pipecat's stock services on the same models, "
+        "for `jetvoice bench --baseline` (default: tuned)",
+    )
+    serve.add_argument(
         "--log-level", default="INFO", help="loguru level: DEBUG, INFO, WARNING (default: INFO)"
     )
 

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 LLMServerKind = Literal["llamacpp", "vllm", "external"]
+# "tuned" is jetvoice's pipeline; "stock" is pipecat's stock services with the same model files,
+# kept only so the benchmark can measure both side by side.
+PipelineVariant = Literal["tuned", "stock"]
 
 # Short, spoken-style instructions: every token of the system prompt is prefill on each turn,
 # and anything the model writes is read aloud, so no lists, markup or emoji.
@@ -111,3 +114,4 @@ class AgentConfig:
     greeting: str = DEFAULT_GREETING
     noise_filter: bool = True
     warmup: bool = True
+    variant: PipelineVariant = "tuned"

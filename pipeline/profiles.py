@@ -53,4 +53,5 @@ def build_agent_config(args: argparse.Namespace, store: ModelStore) -> AgentConf
         server=ServerConfig(host=args.host, port=args.port, max_sessions=args.max_sessions),
         noise_filter=not args.no_noise_filter,
         warmup=not args.no_warmup,
+        variant=args.pipeline,
     )

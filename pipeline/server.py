@@ -200,7 +200,7 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
 
     @app.exception_handler(OfferError)
     async def offer_error(_request: Request, error: OfferError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        return JSONResponse({"detail": str(error)}, status_code=error.status)
 
     @app.get("/health")
     async def health() -> JSONResponse:

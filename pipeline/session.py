@@ -21,6 +21,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
@@ -30,6 +31,8 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from pipeline.clause_chunker import ClauseChunker
+from pipeline.latency_report import LatencyReport
 from pipeline.runtime import AgentRuntime
 from pipeline.think_filter import ThinkFilter
 from services.llm import create_llm_service
@@ -39,14 +42,11 @@ from services.tts import KokoroTTSService
 AUDIO_IN_SAMPLE_RATE = 16000
 
 
-def build_worker(
-    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
-) -> PipelineWorker:
-    """Assemble the pipeline for one peer and return its (not yet running) worker."""
+def _transport(
+    connection: SmallWebRTCConnection, runtime: AgentRuntime, *, out_10ms_chunks: int
+) -> SmallWebRTCTransport:
     config = runtime.config
-    if runtime.whisper is None or runtime.kokoro is None:
-        raise RuntimeError("the runtime has not loaded its models")
-    transport = SmallWebRTCTransport(
+    return SmallWebRTCTransport(
         webrtc_connection=connection,
         params=TransportParams(
             audio_in_enabled=True,
@@ -54,11 +54,23 @@ def build_worker(
             audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
             audio_out_sample_rate=config.tts.sample_rate,
             audio_in_filter=RNNoiseFilter() if config.noise_filter else None,
-            # 20 ms output packets (one Opus frame) rather than 40 ms: less to wait for
-            # before the first bot sample leaves.
-            audio_out_10ms_chunks=2,
+            audio_out_10ms_chunks=out_10ms_chunks,
         ),
     )
+
+
+def build_worker(
+    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
+) -> PipelineWorker:
+    """Assemble the pipeline for one peer and return its (not yet running) worker."""
+    config = runtime.config
+    if runtime.whisper is None or runtime.kokoro is None:
+        raise RuntimeError("the runtime has not loaded its models")
+    if config.variant == "stock":
+        return _stock_worker(connection, runtime, session_id)
+    # 20 ms output packets (one Opus frame) rather than pipecat's 40 ms: less to wait for
+    # before the first bot sample leaves.
+    transport = _transport(connection, runtime, out_10ms_chunks=2)
     turn = config.turn
     vad = SileroVADAnalyzer(
         params=VADParams(
@@ -80,20 +92,73 @@ def build_worker(
             ),
         ),
     )
-    pipeline = Pipeline(
-        [
-            transport.input(),
-            WhisperSTTService(runtime.whisper),
-            aggregators.user(),
-            create_llm_service(config.llm, runtime.llm_endpoint),
-            ThinkFilter(),
-            KokoroTTSService(runtime.kokoro),
-            transport.output(),
-            aggregators.assistant(),
-        ]
+    processors: list[FrameProcessor] = [
+        transport.input(),
+        WhisperSTTService(runtime.whisper),
+        aggregators.user(),
+        create_llm_service(config.llm, runtime.llm_endpoint),
+        ThinkFilter(),
+        ClauseChunker(),
+        KokoroTTSService(runtime.kokoro),
+        transport.output(),
+        aggregators.assistant(),
+    ]
+    return _worker(processors, connection, runtime, session_id, transport)
+
+
+def _stock_worker(
+    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
+) -> PipelineWorker:
+    """pipecat's stock services on the same model files: the benchmark's baseline.
+
+    Stock WhisperSTTService (beam search, temperature fallback, 1 s transcript wait, its own
+    model load per session), sentence-level KokoroTTSService, default VAD and Smart Turn.
+    """
+    from pipecat.services.kokoro.tts import KokoroTTSService as StockKokoroTTSService
+    from pipecat.services.whisper.stt import WhisperSTTService as StockWhisperSTTService
+
+    config = runtime.config
+    transport = _transport(connection, runtime, out_10ms_chunks=4)
+    aggregators = LLMContextAggregatorPair(
+        LLMContext(),
+        user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()),
     )
+    stt = StockWhisperSTTService(
+        device=config.stt.device,
+        compute_type=config.stt.compute_type,
+        settings=StockWhisperSTTService.Settings(model=str(config.stt.model_dir)),
+    )
+    tts = StockKokoroTTSService(
+        model_path=str(config.tts.model_path),
+        voices_path=str(config.tts.voices_path),
+        settings=StockKokoroTTSService.Settings(voice=config.tts.voice),
+    )
+    processors: list[FrameProcessor] = [
+        transport.input(),
+        stt,
+        aggregators.user(),
+        create_llm_service(config.llm, runtime.llm_endpoint),
+        ThinkFilter(),
+        tts,
+        transport.output(),
+        aggregators.assistant(),
+    ]
+    return _worker(processors, connection, runtime, session_id, transport)
+
+
+def _worker(
+    processors: list[FrameProcessor],
+    connection: SmallWebRTCConnection,
+    runtime: AgentRuntime,
+    session_id: str,
+    transport: SmallWebRTCTransport,
+) -> PipelineWorker:
+    """Wrap the processors in a worker with metrics, the latency report and the greeting."""
+    config = runtime.config
+    report = LatencyReport(connection, session_id)
     worker = PipelineWorker(
-        pipeline,
+        Pipeline(processors),
+        observers=report.observers,
         params=PipelineParams(
             audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
             audio_out_sample_rate=config.tts.sample_rate,

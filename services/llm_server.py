@@ -58,7 +58,12 @@ def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
     """Command line for llama-cpp-python's OpenAI-compatible server."""
     if config.model_path is None:
         raise LLMServerError("the llama.cpp server needs a GGUF model path")
-    threads = config.threads or max(1, os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    # Prompt processing (before any audio exists) gets every core; token generation, which
+    # overlaps speech synthesis and only has to outpace speaking, gets half, so Kokoro is not
+    # starved while the rest of the answer streams in.
+    threads = config.threads or max(1, cores // 2)
+    batch_threads = config.threads or cores
     return [
         sys.executable,
         "-m",
@@ -76,7 +81,7 @@ def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
         "--n_threads",
         str(threads),
         "--n_threads_batch",
-        str(threads),
+        str(batch_threads),
         # llama.cpp reuses the KV cache for the longest common prompt prefix (the system prompt
         # and the conversation so far), which is what keeps time to first token flat.
         "--verbose",

@@ -17,7 +17,7 @@ from kokoro_onnx import Kokoro
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
-from pipecat.services.tts_service import TTSService
+from pipecat.services.tts_service import TextAggregationMode, TTSService
 
 from pipeline.config import TTSConfig
 
@@ -57,10 +57,15 @@ class KokoroEngine:
 
 
 class KokoroTTSService(TTSService):
-    """Per-session TTS service streaming audio from the shared :class:`KokoroEngine`."""
+    """Per-session TTS service streaming audio from the shared :class:`KokoroEngine`.
+
+    Text arrives already cut into clauses by ``ClauseChunker``, so each text frame is spoken
+    as it comes (token mode) instead of waiting for pipecat's sentence aggregation.
+    """
 
     def __init__(self, engine: KokoroEngine, **kwargs: Any) -> None:
         super().__init__(
+            text_aggregation_mode=TextAggregationMode.TOKEN,
             sample_rate=engine.config.sample_rate,
             push_start_frame=True,
             push_stop_frames=True,

@@ -1,0 +1,118 @@
+"""Cut the LLM's token stream into clauses so speech starts after a few words, not a sentence.
+
+Kokoro synthesizes a whole piece of text before its first sample, so the first audio waits for
+the first piece. The first piece is therefore short (the first clause, or a few words); later
+pieces can be whole sentences, because they synthesize while the earlier ones play.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipecat.frames.frames import (
+    Frame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+_SENTENCE_END = ".!?"
+_CLAUSE_END = ",;:—–"
+# A boundary is only final once the next character is seen: "3.5", "1,000" and "e.g." stay whole.
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class ChunkPolicy:
+    """Where speech may be cut."""
+
+    first_min_words: int = 2
+    first_max_words: int = 7
+    later_min_words: int = 6
+    later_max_words: int = 30
+
+
+class ClauseSplitter:
+    """Incremental splitter: feed text, get back the pieces ready to speak."""
+
+    def __init__(self, policy: ChunkPolicy | None = None) -> None:
+        self._policy = policy or ChunkPolicy()
+        self._buffer = ""
+        self._first = True
+
+    def reset(self) -> None:
+        """A new response: the next piece is a first piece again."""
+        self._buffer = ""
+        self._first = True
+
+    def feed(self, text: str) -> list[str]:
+        """Add streamed text; return the pieces that can be spoken now."""
+        self._buffer += text
+        pieces: list[str] = []
+        while True:
+            cut = self._find_cut()
+            if cut is None:
+                break
+            piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:].lstrip()
+            if piece:
+                pieces.append(piece)
+                self._first = False
+        return pieces
+
+    def flush(self) -> str:
+        """Whatever is left at the end of the response."""
+        rest, self._buffer = self._buffer.strip(), ""
+        self._first = True
+        return rest
+
+    def _find_cut(self) -> int | None:
+        policy = self._policy
+        min_words = policy.first_min_words if self._first else policy.later_min_words
+        max_words = policy.first_max_words if self._first else policy.later_max_words
+        text = self._buffer
+        for words, match in enumerate(_WORD.finditer(text), start=1):
+            end = match.end()
+            # Only a word followed by whitespace is complete; the last one may still grow.
+            if end >= len(text):
+                break
+            token = match.group()
+            last = token[-1]
+            if last in _SENTENCE_END and words >= 1 and not _is_abbreviation(token):
+                return end
+            if last in _CLAUSE_END and words >= min_words:
+                return end
+            if words >= max_words:
+                return end
+        return None
+
+
+def _is_abbreviation(token: str) -> bool:
+    """Dots inside a token ("e.g.", "U.S.") or a lone initial ("J.") do not end a sentence."""
+    core = token.rstrip(_SENTENCE_END)
+    return "." in core or (len(core) == 1 and core.isalpha() and core.isupper())
+
+
+class ClauseChunker(FrameProcessor):
+    """Re-chunks ``LLMTextFrame`` text into speakable pieces for a token-mode TTS service."""
+
+    def __init__(self, policy: ChunkPolicy | None = None) -> None:
+        super().__init__()
+        self._splitter = ClauseSplitter(policy)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Buffer LLM text and release it a clause at a time."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMFullResponseStartFrame | InterruptionFrame):
+            self._splitter.reset()
+        elif isinstance(frame, LLMTextFrame):
+            for piece in self._splitter.feed(frame.text):
+                await self.push_frame(LLMTextFrame(piece + " "), direction)
+            return
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            rest = self._splitter.flush()
+            if rest:
+                await self.push_frame(LLMTextFrame(rest + " "), direction)
+        await self.push_frame(frame, direction)

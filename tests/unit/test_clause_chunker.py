@@ -1,0 +1,65 @@
+"""Clause chunking: the first piece is short, numbers and abbreviations stay whole."""
+
+from __future__ import annotations
+
+import pytest
+from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
+from pipecat.tests.utils import run_test
+
+from pipeline.clause_chunker import ChunkPolicy, ClauseChunker, ClauseSplitter
+
+ANSWER = (
+    "Sure, the weather in Paris is usually mild in spring. Temperatures are around 15.5 degrees, "
+    "e.g. in April, and 1,000 people say it is lovely."
+)
+
+
+def _split(text: str, step: int, policy: ChunkPolicy | None = None) -> list[str]:
+    splitter = ClauseSplitter(policy)
+    pieces: list[str] = []
+    for i in range(0, len(text), step):
+        pieces += splitter.feed(text[i : i + step])
+    rest = splitter.flush()
+    return pieces + ([rest] if rest else [])
+
+
+@pytest.mark.parametrize("step", [1, 3, 8, 1000])
+def test_pieces_rebuild_the_text_whatever_the_token_size(step: int) -> None:
+    pieces = _split(ANSWER, step)
+    assert " ".join(pieces) == ANSWER
+    assert pieces[0] == "Sure, the weather in Paris is usually"  # first piece: at most 7 words
+
+
+def test_first_piece_cut_at_a_clause_once_it_has_two_words() -> None:
+    assert _split("Hi, yes, of course I can help you with that today.", 4)[0] == "Hi, yes,"
+
+
+def test_numbers_and_abbreviations_are_not_boundaries() -> None:
+    pieces = _split("It is 15.5 degrees. That is 1,000 times e.g. more than U.S. cities.", 2)
+    assert "15.5 degrees." in pieces[0] + " " + pieces[1]
+    assert all(not p.endswith(("15.", "1,", "e.g.", "U.S.")) for p in pieces)
+
+
+def test_sentence_end_always_cuts() -> None:
+    pieces = _split("Yes. No. Maybe so.", 1)
+    assert pieces == ["Yes.", "No.", "Maybe so."]
+
+
+@pytest.mark.asyncio
+async def test_processor_emits_pieces_and_flushes_at_response_end() -> None:
+    tokens = ["Hello", " there,", " my", " friend", ". How", " are", " you"]
+    frames = [LLMFullResponseStartFrame(), *(LLMTextFrame(t) for t in tokens)]
+    frames.append(LLMFullResponseEndFrame())
+    received, _ = await run_test(
+        ClauseChunker(),
+        frames_to_send=frames,
+        expected_down_frames=[
+            LLMFullResponseStartFrame,
+            LLMTextFrame,
+            LLMTextFrame,
+            LLMTextFrame,
+            LLMFullResponseEndFrame,
+        ],
+    )
+    texts = [f.text.strip() for f in received if isinstance(f, LLMTextFrame)]
+    assert texts == ["Hello there,", "my friend.", "How are you"]
