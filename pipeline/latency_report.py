@@ -7,22 +7,43 @@ benchmark records them next to its client-side voice-to-voice figure.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from loguru import logger
-from pipecat.frames.frames import MetricsFrame
+from pipecat.frames.frames import (
+    Frame,
+    LLMTextFrame,
+    MetricsFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.metrics.metrics import MetricsData, TurnMetricsData
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
+from pipecat.services.llm_service import LLMService
+from pipecat.services.tts_service import TTSService
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+
+from pipeline.clause_chunker import ClauseChunker
 
 MESSAGE_LABEL = "jetvoice"
 
 
 def breakdown_message(
-    breakdown: LatencyBreakdown, turn: dict[str, Any] | None, index: int
+    breakdown: LatencyBreakdown,
+    turn: dict[str, Any] | None,
+    index: int,
+    timeline: TurnTimeline | None = None,
 ) -> dict[str, Any]:
     """The JSON a client receives for one turn (``type: "latency"``)."""
+    origin = breakdown.user_turn_start_time
+    moments = timeline.relative_ms(origin) if timeline is not None and origin else {}
+    if origin and moments:
+        moments["bot_started_speaking"] = round(breakdown.total_secs * 1000, 1)
     return {
         "label": MESSAGE_LABEL,
         "type": "latency",
@@ -46,6 +67,10 @@ def breakdown_message(
                 for t in breakdown.ttfb
             ],
             "end_of_turn": turn,
+            # Smart Turn judged the turn incomplete and the silence fallback ended it.
+            "fallback": turn is not None and not turn.get("is_complete", True),
+            "timeline_ms": moments,
+            "transcript": timeline.transcript if timeline is not None else None,
         },
     }
 
@@ -75,6 +100,68 @@ def _turn_fields(item: MetricsData) -> dict[str, Any]:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in fields.items()}
 
 
+class TurnTimeline(BaseObserver):
+    """Wall-clock moments of the current turn, on the same clock as pipecat's latency observer.
+
+    pipecat's breakdown names the parts of the interval; the benchmark also needs the moments
+    between them: when the LLM's first token and first speakable clause appeared and when the
+    first synthesized audio left the TTS.
+    """
+
+    _NAMES = (
+        "vad_stopped",
+        "turn_end",
+        "transcript",
+        "llm_first_token",
+        "llm_first_clause",
+        "tts_first_audio",
+    )
+
+    def __init__(self) -> None:
+        super().__init__(observe_every_push=False)
+        self.moments: dict[str, float] = {}
+        self.transcript: str | None = None
+
+    def relative_ms(self, origin: float) -> dict[str, float | None]:
+        """Each moment in milliseconds after ``origin`` (a ``time.time()`` value)."""
+        return {
+            name: round((self.moments[name] - origin) * 1000, 1) if name in self.moments else None
+            for name in self._NAMES
+        }
+
+    def _first(self, name: str) -> None:
+        self.moments.setdefault(name, time.time())
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """Record the first occurrence of each moment in a turn."""
+        frame: Frame = data.frame
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            # Speech resumed: whatever was recorded belonged to an unfinished turn.
+            self.moments.clear()
+            self.transcript = None
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self.moments["vad_stopped"] = time.time()
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._first("turn_end")
+        elif isinstance(frame, TranscriptionFrame):
+            self._first("transcript")
+            self.transcript = frame.text if self.transcript is None else self.transcript
+        elif isinstance(frame, LLMTextFrame) and isinstance(data.source, LLMService):
+            self._first("llm_first_token")
+        elif isinstance(frame, LLMTextFrame) and isinstance(data.source, ClauseChunker):
+            self._first("llm_first_clause")
+        elif isinstance(frame, TTSAudioRawFrame) and isinstance(data.source, TTSService):
+            self._first("tts_first_audio")
+
+    def take(self) -> TurnTimeline:
+        """Hand over this turn's moments and start the next turn empty."""
+        snapshot = TurnTimeline()
+        snapshot.moments, snapshot.transcript = dict(self.moments), self.transcript
+        self.moments.clear()
+        self.transcript = None
+        return snapshot
+
+
 class LatencyReport:
     """Wires the observers for one session; ``observers`` go to the ``PipelineWorker``."""
 
@@ -84,12 +171,13 @@ class LatencyReport:
         self._turns = 0
         self._latency = UserBotLatencyObserver()
         self._turn_metrics = _TurnMetricsObserver()
+        self._timeline = TurnTimeline()
         self._latency.add_event_handler("on_latency_breakdown", self._on_breakdown)
 
     @property
     def observers(self) -> list[BaseObserver]:
         """The observers to attach to the session's worker."""
-        return [self._latency, self._turn_metrics]
+        return [self._timeline, self._turn_metrics, self._latency]
 
     async def _on_breakdown(self, _observer: UserBotLatencyObserver, breakdown: Any) -> None:
         self._turns += 1
@@ -97,4 +185,6 @@ class LatencyReport:
         self._turn_metrics.last = None
         lines = "\n".join(breakdown.turn_contribution_lines())
         logger.info(f"[{self._session_id}] turn {self._turns} latency:\n{lines}")
-        self._connection.send_app_message(breakdown_message(breakdown, turn, self._turns))
+        timeline = self._timeline.take()
+        message = breakdown_message(breakdown, turn, self._turns, timeline)
+        self._connection.send_app_message(message)
