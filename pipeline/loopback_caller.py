@@ -35,6 +35,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.audio_clip import FloatArray, to_mono_float32
 from pipeline.audio_recorder import DEFAULT_VOICE_THRESHOLD_DBFS, AudioRecorder
+from pipeline.jitter import DEFAULT_AUDIO_PREFETCH_PACKETS, shorten_audio_jitter_buffers
 from pipeline.microphone_track import MIC_SAMPLE_RATE, MicrophoneTrack, to_mic_samples
 from pipeline.webrtc_signalling import (
     ServerMessage,
@@ -73,6 +74,9 @@ class CallerConfig:
     bot-ready, whichever comes first (audio sent earlier is dropped by the server)."""
     close_timeout_s: float = 5.0
     """Bound on closing the peer connection."""
+    jitter_prefetch_packets: int = DEFAULT_AUDIO_PREFETCH_PACKETS
+    """Audio packets buffered before playout; a browser on a quiet LAN holds about two
+    (aiortc's default four would add 40 ms to every measured latency)."""
 
 
 class LoopbackCaller:
@@ -315,6 +319,7 @@ class LoopbackCaller:
         pc.addTransceiver(self._mic, direction="sendrecv")
         if config.video_transceiver:
             pc.addTransceiver("video", direction="sendrecv")
+        shorten_audio_jitter_buffers(pc, config.jitter_prefetch_packets)
         channel = pc.createDataChannel("chat", ordered=True)
         self._channel = channel
         channel.on("open", self._on_channel_open)

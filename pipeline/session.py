@@ -32,6 +32,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from pipeline.clause_chunker import ClauseChunker
+from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
 from pipeline.runtime import AgentRuntime
 from pipeline.think_filter import ThinkFilter
@@ -71,6 +72,7 @@ def build_worker(
     # 20 ms output packets (one Opus frame) rather than pipecat's 40 ms: less to wait for
     # before the first bot sample leaves.
     transport = _transport(connection, runtime, out_10ms_chunks=2)
+    shorten_audio_jitter_buffers(connection.pc)
     turn = config.turn
     vad = SileroVADAnalyzer(
         params=VADParams(
