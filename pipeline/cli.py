@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.bench.cli import add_bench_parser, run_bench
 from pipeline.offline import enforce_offline_environment
 
 
@@ -47,13 +48,23 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "--llm-model", default="local", help="model name sent to the LLM server (default: local)"
     )
     serve.add_argument(
+        "--llm-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the LLM's first token (and between tokens) before the bot "
+        "apologises instead (default: 10)",
+    )
+    serve.add_argument(
         "--llm-port",
         type=int,
         default=0,
         help="port for the managed LLM server (default: free port)",
     )
     serve.add_argument(
-        "--max-sessions", type=int, default=2, help="concurrent voice sessions (default: 2)"
+        "--max-sessions",
+        type=int,
+        default=None,
+        help="concurrent voice sessions; more are answered 503 (default: the profile's, 2 on cpu)",
     )
     serve.add_argument(
         "--no-warmup", action="store_true", help="skip the warm-up pass through every model"
@@ -71,6 +82,58 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     serve.add_argument(
         "--log-level", default="INFO", help="loguru level: DEBUG, INFO, WARNING (default: INFO)"
     )
+    _add_access_arguments(serve)
+
+
+def _add_state_dir_argument(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the certificates and the pairing token live "
+        "(default: $JETVOICE_STATE_DIR, else ~/.local/share/jetvoice)",
+    )
+
+
+def _add_access_arguments(serve: argparse.ArgumentParser) -> None:
+    """HTTPS and pairing flags of ``serve``."""
+    tls = serve.add_argument_group("HTTPS and pairing")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with jetvoice's own certificate (made or renewed as needed, see "
+        "`jetvoice certs`); required with any --host other than loopback",
+    )
+    tls.add_argument(
+        "--certfile", type=Path, default=None, help="serve HTTPS with this certificate (PEM)"
+    )
+    tls.add_argument("--keyfile", type=Path, default=None, help="the private key of --certfile")
+    tls.add_argument(
+        "--require-token",
+        action="store_true",
+        help="require the pairing token on loopback too (always required on other addresses)",
+    )
+    tls.add_argument(
+        "--new-token",
+        action="store_true",
+        help="make a new pairing token: every paired device must pair again",
+    )
+    _add_state_dir_argument(tls)
+
+
+def _add_certs_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    certs = subparsers.add_parser(
+        "certs",
+        help="make the local CA and this machine's HTTPS certificate",
+        description="Create a local certificate authority (once) and a server certificate "
+        "signed by it for this machine's LAN addresses, <hostname>.local and localhost. "
+        "Idempotent: the CA is kept; the server certificate is reissued when the addresses "
+        "changed or it expires within 30 days.",
+    )
+    _add_state_dir_argument(certs)
+    certs.add_argument(
+        "--hostname", default=None, help="host name to certify (default: this machine's)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve_parser(subparsers)
+    _add_certs_parser(subparsers)
     add_models_parser(subparsers)
+    from pipeline.doctor import add_doctor_parser
+
+    add_doctor_parser(subparsers)
+    add_bench_parser(subparsers)
     return parser
 
 
@@ -91,33 +159,65 @@ def _serve(args: argparse.Namespace) -> int:
     from loguru import logger
 
     from models.store import ModelStore, ModelUnavailableError, default_models_dir
-    from pipeline.profiles import build_agent_config
-    from pipeline.runtime import AgentRuntime
-    from pipeline.server import create_app
+    from pipeline.banner import certs_summary, serve_banner
+    from pipeline.certs import default_state_dir, server_ssl_context
+    from pipeline.profiles import build_agent_config, build_server_config
 
     logger.remove()
     logger.add(sys.stderr, level=args.log_level.upper())
+    state_dir = args.state_dir or default_state_dir()
     store = ModelStore(args.models_dir or default_models_dir())
     try:
-        config = build_agent_config(args, store)
+        # The bind check runs first: nothing is written or loaded for a refused start.
+        server, cert_report = build_server_config(args, state_dir)
+        config = build_agent_config(args, store, server)
     except ModelUnavailableError as error:
         print(f"jetvoice: {error}", file=sys.stderr)
         return 2
     except ValueError as error:
         print(f"jetvoice: {error}", file=sys.stderr)
         return 2
-    app = create_app(AgentRuntime(config))
-    scheme = "https" if config.server.tls_certfile else "http"
+    if cert_report is not None and cert_report.server_issued:
+        print(certs_summary(cert_report), file=sys.stderr, flush=True)
+    server = config.server
+    # pipecat and the models' libraries load only for a start that passed the checks above.
+    from pipeline.runtime import AgentRuntime
+    from pipeline.server import create_app
+
+    def on_ready() -> None:
+        banner = serve_banner(server, state_dir=state_dir, show_token=sys.stdout.isatty())
+        print(banner, flush=True)
+
+    app = create_app(AgentRuntime(config), on_ready=on_ready)
     print(f"jetvoice: loading models for profile '{config.profile}'…", file=sys.stderr, flush=True)
+    certfile, keyfile = server.tls_certfile, server.tls_keyfile
     uvicorn.run(
         app,
-        host=config.server.host,
-        port=config.server.port,
+        host=server.host,
+        port=server.port,
         log_level="warning",
-        ssl_certfile=str(config.server.tls_certfile) if config.server.tls_certfile else None,
-        ssl_keyfile=str(config.server.tls_keyfile) if config.server.tls_keyfile else None,
+        # The first GET of a pairing link carries ?token= in its URL: no access log at all.
+        access_log=False,
+        ssl_certfile=str(certfile) if certfile else None,
+        ssl_keyfile=str(keyfile) if keyfile else None,
+        ssl_context_factory=(lambda _config, _default: server_ssl_context(certfile, keyfile))
+        if certfile and keyfile
+        else None,
     )
-    print(f"jetvoice: stopped ({scheme}://{config.server.host}:{config.server.port})")
+    print(f"jetvoice: stopped ({server.scheme}://{server.host}:{server.port})")
+    return 0
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from pipeline.banner import certs_summary
+    from pipeline.certs import default_state_dir, ensure_certificates
+    from pipeline.lan_addresses import local_names
+
+    state_dir = args.state_dir or default_state_dir()
+    report = ensure_certificates(state_dir, local_names(args.hostname))
+    print(certs_summary(report))
+    state_flag = f" --state-dir {state_dir}" if args.state_dir else ""
+    print(f"Serve the LAN with: jetvoice serve --host 0.0.0.0 --tls{state_flag}")
     return 0
 
 
@@ -127,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "certs":
+        return _certs(args)
+    if args.command == "bench":
+        return run_bench(args)
+    if args.command == "doctor":
+        from pipeline.doctor import run_doctor
+
+        return run_doctor(args)
     from models.cli import run_models
 
     return run_models(args)

@@ -70,7 +70,9 @@ class LLMConfig:
     context_tokens: int = 2048
     max_tokens: int = 120
     temperature: float = 0.6
-    request_timeout_secs: float = 20.0
+    # Longest wait for the first token, and between streamed chunks, before the turn is
+    # answered with a spoken apology instead.
+    request_timeout_secs: float = 10.0
     start_timeout_secs: float = 180.0
     threads: int = 0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -91,14 +93,36 @@ class TurnConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """HTTP/WebRTC front end."""
+    """HTTP/WebRTC front end: where it listens, TLS, and who may start a session."""
 
     host: str = "127.0.0.1"
     port: int = 8430
+    # Each session holds its own VAD, turn model, noise filter and pipeline buffers and shares
+    # the engines; the profile picks the default (2 on the cpu profile).
     max_sessions: int = 2
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    # The local CA's certificate (public part only), offered at /ca.crt for phones to trust.
+    tls_ca_certfile: Path | None = None
     offer_timeout_secs: float = 20.0
+    # The pairing token; repr=False keeps it out of any log line that prints the config.
+    pairing_token: str | None = field(default=None, repr=False)
+    # Without it, a loopback-bound server also accepts token-less requests addressed to a
+    # loopback name; a server bound to any other address always requires the token.
+    require_token: bool = False
+    # Offers (and /start) per client address: a burst of `offer_burst`, refilled over the window.
+    offer_burst: int = 10
+    offer_window_secs: float = 10.0
+    # A real SDP offer is 3-10 KB; anything far larger is refused before it is parsed.
+    max_body_bytes: int = 64 * 1024
+    body_timeout_secs: float = 10.0
+    # The addresses to print and encode in the pairing QR code (the LAN URLs a phone opens).
+    public_urls: tuple[str, ...] = ()
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when a certificate is configured."""
+        return "https" if self.tls_certfile else "http"
 
 
 @dataclass(frozen=True)

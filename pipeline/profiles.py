@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import ipaddress
+from pathlib import Path
 
 from models.paths import profile_paths
 from models.store import ModelStore
+from pipeline.certs import CertReport, ensure_certificates
 from pipeline.config import (
     AgentConfig,
     LLMConfig,
@@ -14,20 +18,139 @@ from pipeline.config import (
     STTConfig,
     TTSConfig,
 )
+from pipeline.lan_addresses import LocalNames, local_names, url_host
+from pipeline.pairing import load_or_create_token
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
+# Concurrent sessions by device when --max-sessions is not given. Memory is not what runs out
+# first: the engines are shared, and each session adds only its VAD, Smart Turn, RNNoise and
+# buffers (~100 MB); on the cpu profile two callers already keep 2 cores busy.
+DEFAULT_MAX_SESSIONS = {"cpu": 2, "cuda": 4}
 
-def build_agent_config(args: argparse.Namespace, store: ModelStore) -> AgentConfig:
-    """Resolve the profile's models (quick size check) and apply the flags."""
+
+class InsecureBindError(ValueError):
+    """Plain HTTP on an address other devices can reach."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a bind address serves this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_security(host: str, *, tls: bool) -> None:
+    """Refuse plain HTTP on a non-loopback address, saying how to get a certificate."""
+    if tls or is_loopback_host(host):
+        return
+    raise InsecureBindError(
+        f"refusing to serve plain HTTP on {host}: phones and other computers give a page the "
+        "microphone only over HTTPS, and the pairing token would cross the network in clear "
+        "text.\n"
+        "  Make this machine's certificate:  jetvoice certs\n"
+        f"  then start with HTTPS:            jetvoice serve --host {host} --tls\n"
+        "  (or bring your own: --certfile FILE --keyfile FILE; "
+        "to stay on this machine only, leave --host at 127.0.0.1)"
+    )
+
+
+def public_urls(host: str, port: int, scheme: str, names: LocalNames | None) -> tuple[str, ...]:
+    """The URLs to open from another device (or this one, for a loopback bind)."""
+    if is_loopback_host(host) or names is None:
+        return (f"{scheme}://{url_host(host)}:{port}/",)
+    try:
+        bound = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return (f"{scheme}://{host}:{port}/",)
+    if not bound.is_unspecified:
+        return (f"{scheme}://{url_host(bound)}:{port}/",)
+    # 0.0.0.0 listens on IPv4 only; :: on both (Linux's default dual stack).
+    addresses = [a for a in names.lan_addresses if bound.version == 6 or a.version == 4]
+    urls = [f"{scheme}://{url_host(a)}:{port}/" for a in addresses]
+    mdns = [n for n in names.dns_names if n.endswith(".local")]
+    urls += [f"{scheme}://{n}:{port}/" for n in mdns]
+    return tuple(urls) or (f"{scheme}://127.0.0.1:{port}/",)
+
+
+def build_server_config(
+    args: argparse.Namespace, state_dir: Path, names: LocalNames | None = None
+) -> tuple[ServerConfig, CertReport | None]:
+    """The front end's config: bind check first, then certificates and the pairing token.
+
+    Raises InsecureBindError (plain HTTP off loopback) or ValueError (bad TLS flags) before
+    anything is written.
+    """
+    certfile, keyfile = args.certfile, args.keyfile
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("--certfile and --keyfile go together")
+    own_cert = certfile is not None
+    if own_cert and args.tls:
+        raise ValueError("--tls uses jetvoice's own certificate; drop it with --certfile")
+    check_bind_security(args.host, tls=args.tls or own_cert)
+    if args.max_sessions is not None and args.max_sessions < 1:
+        raise ValueError("--max-sessions must be at least 1")
+    for path in (certfile, keyfile):
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"no such file: {path}")
+    report: CertReport | None = None
+    ca_certfile: Path | None = None
+    loopback = is_loopback_host(args.host)
+    if args.tls or not loopback:
+        names = _with_bound_address(names or local_names(), args.host)
+        if args.tls:
+            report = ensure_certificates(state_dir, names)
+            certfile, keyfile = report.paths.server_cert, report.paths.server_key
+            ca_certfile = report.paths.ca_cert
+    scheme = "https" if certfile else "http"
+    token = load_or_create_token(state_dir, rotate=args.new_token)
+    server = ServerConfig(
+        host=args.host,
+        port=args.port,
+        tls_certfile=Path(certfile) if certfile else None,
+        tls_keyfile=Path(keyfile) if keyfile else None,
+        tls_ca_certfile=ca_certfile,
+        pairing_token=token,
+        require_token=args.require_token or not loopback,
+        public_urls=public_urls(args.host, args.port, scheme, names),
+    )
+    return server, report
+
+
+def _with_bound_address(names: LocalNames, host: str) -> LocalNames:
+    """Make sure a specific bind address is in the certificate, even if not on an interface."""
+    try:
+        bound = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return names
+    if bound.is_unspecified or bound.is_loopback or bound in names.lan_addresses:
+        return names
+    return dataclasses.replace(names, lan_addresses=(*names.lan_addresses, bound))
+
+
+def build_agent_config(
+    args: argparse.Namespace, store: ModelStore, server_config: ServerConfig | None = None
+) -> AgentConfig:
+    """Resolve the profile's models (quick size check) and apply the flags.
+
+    ``server_config`` comes from :func:`build_server_config`; without it, a loopback server.
+    """
     paths = profile_paths(args.profile, store)
     cuda = paths.device == "cuda"
     default_server: LLMServerKind = "vllm" if cuda else "llamacpp"
     server: LLMServerKind = default_server if args.llm == "auto" else args.llm
     if server == "external" and not args.llm_url:
         raise ValueError("--llm external needs --llm-url http://HOST:PORT/v1")
-    if args.max_sessions < 1:
+    max_sessions = getattr(args, "max_sessions", None) or DEFAULT_MAX_SESSIONS.get(
+        paths.device, DEFAULT_MAX_SESSIONS["cpu"]
+    )
+    if max_sessions < 1:
         raise ValueError("--max-sessions must be at least 1")
+    if server_config is None:
+        server_config = ServerConfig(host=args.host, port=args.port)
     return AgentConfig(
         profile=paths.profile,
         stt=STTConfig(
@@ -49,8 +172,9 @@ def build_agent_config(args: argparse.Namespace, store: ModelStore) -> AgentConf
             model=args.llm_model,
             model_path=paths.llm_path,
             port=args.llm_port,
+            request_timeout_secs=args.llm_timeout,
         ),
-        server=ServerConfig(host=args.host, port=args.port, max_sessions=args.max_sessions),
+        server=dataclasses.replace(server_config, max_sessions=max_sessions),
         noise_filter=not args.no_noise_filter,
         warmup=not args.no_warmup,
         variant=args.pipeline,

@@ -38,6 +38,7 @@ class AgentRuntime:
         self.timings = StartupTimings()
         self.ready = False
         self._closed = False
+        self._supervisor: asyncio.Task[None] | None = None
 
     @property
     def llm_endpoint(self) -> LLMEndpoint:
@@ -64,11 +65,12 @@ class AgentRuntime:
             warm_started = time.perf_counter()
             await asyncio.gather(
                 asyncio.to_thread(self.whisper.warm_up),
-                asyncio.to_thread(self.kokoro.warm_up),
+                asyncio.to_thread(self.kokoro.warm_up, self._fixed_phrases()),
                 self._warm_llm(),
             )
             self.timings.warm_up = time.perf_counter() - warm_started
         self.timings.total = time.perf_counter() - started
+        self._supervisor = asyncio.create_task(self.llm_server.supervise(), name="llm-supervisor")
         self.ready = True
         logger.info(
             "Models ready in {:.1f} s (whisper {:.2f} s, kokoro {:.2f} s, LLM server {:.1f} s, "
@@ -79,6 +81,12 @@ class AgentRuntime:
             self.timings.llm_ready,
             self.timings.warm_up,
         )
+
+    def _fixed_phrases(self) -> tuple[str, ...]:
+        from pipeline.fallback import APOLOGIES
+
+        greeting = (self.config.greeting,) if self.config.greeting else ()
+        return (*greeting, *APOLOGIES.values())
 
     async def _start_llm(self) -> None:
         started = time.perf_counter()
@@ -112,3 +120,6 @@ class AgentRuntime:
         self._closed = True
         self.ready = False
         await self.llm_server.close()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)

@@ -32,6 +32,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from pipeline.clause_chunker import ClauseChunker
+from pipeline.fallback import FailureResponder
 from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
 from pipeline.runtime import AgentRuntime
@@ -171,6 +172,8 @@ def _worker(
         # silence, decides when it ends.
         idle_timeout_secs=None,
     )
+
+    FailureResponder(worker, connection, session_id)
 
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport: SmallWebRTCTransport, _client: object) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
 from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.utils.errors import ErrorCategory
 
 from pipeline.config import LLMConfig
 from services.llm_server import LLMEndpoint
@@ -26,6 +27,15 @@ class LocalLLMService(OpenAILLMService):
     def __init__(self, *, request_timeout_secs: float, **kwargs: Any) -> None:
         self._request_timeout_secs = request_timeout_secs
         super().__init__(**kwargs)
+
+    def _classify_error(self, exception: Exception) -> ErrorCategory | None:
+        """Every failure of a local server is worth retrying on the next turn.
+
+        pipecat would mark the service unusable for the rest of the session on a 4xx answer;
+        a local server that is restarting or misbehaving for one request must not silence
+        the whole conversation.
+        """
+        return ErrorCategory.SERVER
 
     def create_client(
         self,

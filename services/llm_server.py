@@ -123,6 +123,8 @@ class LLMServer:
         self._log_path: Path | None = None
         self._closed = False
         self._endpoint: LLMEndpoint | None = None
+        self._command: list[str] = []
+        self.restarts = 0
 
     @property
     def endpoint(self) -> LLMEndpoint:
@@ -148,27 +150,62 @@ class LLMServer:
         else:
             port = config.port or free_loopback_port()
             if config.server == "llamacpp":
-                command = llama_cpp_command(config, port)
+                self._command = llama_cpp_command(config, port)
             else:
-                command = vllm_command(config, port)
-            log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
-                prefix=f"jetvoice-{config.server}-", suffix=".log", delete=False
-            )
-            self._log_path = Path(log.name)
+                self._command = vllm_command(config, port)
             logger.info(f"Starting {config.server} LLM server on 127.0.0.1:{port}")
-            env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-            self._process = await asyncio.create_subprocess_exec(
-                *command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                preexec_fn=_die_with_parent,  # only calls prctl: safe before exec
-            )
-            log.close()
+            await self._spawn()
             self._endpoint = LLMEndpoint(f"http://127.0.0.1:{port}/v1", config.model, "local")
         await self._wait_ready(config.start_timeout_secs)
         return self._endpoint
+
+    async def _spawn(self) -> None:
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+            prefix=f"jetvoice-{self._config.server}-", suffix=".log", delete=False
+        )
+        if self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
+        self._log_path = Path(log.name)
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        self._process = await asyncio.create_subprocess_exec(
+            *self._command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent,  # only calls prctl: safe before exec
+        )
+        log.close()
+
+    async def supervise(self) -> None:
+        """Restart a managed server whenever it dies, until :meth:`close`.
+
+        The endpoint keeps its port, so sessions' clients reconnect by themselves; turns that
+        hit the gap get the spoken apology.
+        """
+        if self._config.server == "external":
+            return
+        backoff = 1.0
+        while not self._closed and self._process is not None:
+            code = await self._process.wait()
+            if self._closed:
+                return
+            self.restarts += 1
+            logger.error(
+                f"the {self._config.server} LLM server exited with {code}; restarting in "
+                f"{backoff:.0f} s\n{self.log_tail(10)}"
+            )
+            await asyncio.sleep(backoff)
+            if self._closed:
+                return
+            try:
+                await self._spawn()
+                await self._wait_ready(self._config.start_timeout_secs)
+                logger.info(f"the {self._config.server} LLM server is back")
+                backoff = 1.0
+            except LLMServerError as error:
+                logger.error(f"restarting the LLM server failed: {error}")
+                backoff = min(backoff * 2, 30.0)
 
     async def _wait_ready(self, limit_secs: float) -> None:
         assert self._endpoint is not None

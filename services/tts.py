@@ -41,6 +41,8 @@ class KokoroEngine:
             raise ValueError(
                 f"Kokoro voice '{config.voice}' is not in the voices file ({voices}, ...)"
             )
+        # Fixed phrases (greeting, apologies) rendered once, so they play without synthesis.
+        self._phrases: dict[tuple[str, str], np.ndarray] = {}
         self.load_secs = time.perf_counter() - started
         logger.info(f"Kokoro loaded in {self.load_secs:.2f} s ({session.get_providers()[0]})")
 
@@ -51,9 +53,15 @@ class KokoroEngine:
         )
         return audio
 
-    def warm_up(self) -> None:
-        """One short synthesis so the first answer does not pay for lazy initialisation."""
+    def warm_up(self, phrases: tuple[str, ...] = ()) -> None:
+        """Initialise lazily built state, then pre-render the fixed ``phrases``."""
         self.synthesize("Hello there.")
+        for phrase in phrases:
+            self._phrases[(phrase.strip(), self.config.voice)] = self.synthesize(phrase)
+
+    def prerendered(self, text: str) -> np.ndarray | None:
+        """The pre-rendered audio of a fixed phrase in the configured voice, if any."""
+        return self._phrases.get((text.strip(), self.config.voice))
 
 
 class KokoroTTSService(TTSService):
@@ -78,11 +86,22 @@ class KokoroTTSService(TTSService):
         """TTFB (time to first audio) feeds the latency breakdown."""
         return True
 
+    def _audio_frame(self, samples: np.ndarray, context_id: str) -> TTSAudioRawFrame:
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        return TTSAudioRawFrame(
+            audio=pcm, sample_rate=self.sample_rate, num_channels=1, context_id=context_id
+        )
+
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
         """Synthesize ``text`` batch by batch (kokoro-onnx runs each batch in a thread)."""
         config = self._engine.config
         try:
             await self.start_tts_usage_metrics(text)
+            cached = self._engine.prerendered(text)
+            if cached is not None:
+                await self.stop_ttfb_metrics()
+                yield self._audio_frame(cached, context_id)
+                return
             stream = self._engine.kokoro.create_stream(
                 text, voice=config.voice, speed=config.speed, lang="en-us"
             )
@@ -92,10 +111,7 @@ class KokoroTTSService(TTSService):
                     raise ValueError(
                         f"Kokoro produced {sample_rate} Hz, expected {self.sample_rate}"
                     )
-                pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-                yield TTSAudioRawFrame(
-                    audio=pcm, sample_rate=sample_rate, num_channels=1, context_id=context_id
-                )
+                yield self._audio_frame(samples, context_id)
         except Exception as error:  # noqa: BLE001 - a synthesis failure ends this utterance only
             yield ErrorFrame(error=f"speech synthesis failed: {error}")
         finally:

@@ -1,0 +1,78 @@
+"""Helpers for tests that talk to a real agent through a `LoopbackCaller`."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import soxr
+
+from models.paths import profile_paths
+from models.store import ModelStore, default_models_dir
+from pipeline.audio_clip import last_voiced_sample, load_wav
+from pipeline.config import STTConfig
+from pipeline.loopback_caller import LoopbackCaller
+from services.stt import WhisperEngine
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "audio"
+
+
+def fixture_clip(name: str) -> tuple[npt.NDArray[np.float32], int]:
+    """A recorded speech fixture as mono float32 and its rate."""
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.fail(f"missing speech fixture {path}")
+    return load_wav(path)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot said after one user turn, as the caller heard it."""
+
+    latency_s: float
+    audio: npt.NDArray[np.float32]
+    rate: int
+    speech_end: float
+    first_voice: float
+
+
+async def wait_out_greeting(caller: LoopbackCaller, started: float) -> None:
+    """Let the greeting play to the end, as a person would before talking."""
+    greeting = await caller.wait_for_voice(started, timeout=30)
+    await caller.wait_for_silence(1.0, timeout=60, after=greeting)
+
+
+async def ask(
+    caller: LoopbackCaller,
+    clip: npt.NDArray[np.float32],
+    rate: int,
+    *,
+    answer_timeout: float = 30.0,
+    trailing_s: float = 2.5,
+) -> Reply:
+    """Speak ``clip`` in real time, then wait for the whole spoken reply."""
+    trailing = np.zeros(int(rate * trailing_s), dtype=np.float32)
+    sent_end = await caller.say(np.concatenate([clip, trailing]), rate)
+    last = last_voiced_sample(clip, rate)
+    assert last is not None, "the clip has no voiced sample"
+    speech_end = sent_end - trailing_s - (len(clip) - last) / rate
+    first_voice = await caller.wait_for_voice(speech_end, timeout=answer_timeout)
+    await caller.wait_for_silence(1.5, timeout=90, after=first_voice)
+    audio, audio_rate = caller.received_audio(first_voice - 0.2)
+    return Reply(first_voice - speech_end, audio, audio_rate, speech_end, first_voice)
+
+
+@functools.cache
+def _whisper() -> WhisperEngine:
+    paths = profile_paths("cpu", ModelStore(default_models_dir()))
+    return WhisperEngine(STTConfig(model_dir=paths.stt_dir))
+
+
+def transcribe(audio: npt.NDArray[np.float32], rate: int) -> str:
+    """What the cpu profile's Whisper hears in ``audio``."""
+    samples = soxr.resample(audio, rate, 16000).astype(np.float32)
+    return _whisper().transcribe(samples)
