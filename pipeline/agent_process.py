@@ -1,13 +1,17 @@
 """``jetvoice serve`` as a child process: what the end-to-end tests and the benchmark drive.
 
 Running the real console script (rather than the app in-process) means the tests exercise the
-same start-up, model loading, LLM server management and shutdown a user gets.
+same start-up, model loading, LLM server management and shutdown a user gets. Each agent gets
+its own state directory (certificates, pairing token), a temporary one unless given, so a test
+never reads or writes the user's.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -18,6 +22,8 @@ from types import TracebackType
 
 import httpx
 
+from pipeline.certs import cert_paths
+from pipeline.pairing import token_path
 from services.llm_server import free_loopback_port
 
 
@@ -28,19 +34,49 @@ class AgentProcessError(RuntimeError):
 class AgentProcess:
     """Start ``jetvoice serve`` on a free loopback port and wait until ``/health`` is ready."""
 
-    def __init__(self, extra_args: Sequence[str] = (), *, port: int = 0) -> None:
+    def __init__(
+        self,
+        extra_args: Sequence[str] = (),
+        *,
+        port: int = 0,
+        tls: bool = False,
+        state_dir: Path | None = None,
+    ) -> None:
+        """``tls`` adds ``--tls`` and checks the served certificate against the agent's CA."""
         self.port = port or free_loopback_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._args = list(extra_args)
+        self.tls = tls
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self._owns_state_dir = state_dir is None
+        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="jetvoice-state-"))
+        self._args = [*extra_args, *(["--tls"] if tls else [])]
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file = Path(tempfile.mkstemp(prefix="jetvoice-serve-", suffix=".log")[1])
         self.ready_secs: float | None = None
         self.exit_code: int | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The agent's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def log_path(self) -> Path:
         """Where the agent's stdout and stderr go."""
         return self._log_file
+
+    @property
+    def ca_file(self) -> Path:
+        """The local CA that signs the agent's certificate (exists once the agent started)."""
+        return cert_paths(self.state_dir).ca_cert
+
+    @property
+    def token(self) -> str:
+        """The agent's pairing token (exists once the agent started)."""
+        return token_path(self.state_dir).read_text(encoding="ascii").strip()
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an HTTP client should verify the agent's certificate with."""
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.tls else True
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the agent's log, for failure messages."""
@@ -61,35 +97,46 @@ class AgentProcess:
             *self._args,
         ]
         started = time.monotonic()
+        env = {**os.environ, "JETVOICE_STATE_DIR": str(self.state_dir)}
         with self._log_file.open("wb") as log:
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
-        with httpx.Client(timeout=2.0, trust_env=False) as client:
+        client: httpx.Client | None = None
+        try:
             while time.monotonic() - started < ready_timeout:
                 if self._process.poll() is not None:
                     raise AgentProcessError(
                         f"jetvoice serve exited with {self._process.returncode}:\n"
                         + self.log_tail()
                     )
+                # With TLS, the CA appears only once the agent has made it.
+                if client is None and (not self.tls or self.ca_file.exists()):
+                    client = httpx.Client(timeout=2.0, trust_env=False, verify=self.verify())
                 try:
-                    if client.get(f"{self.base_url}/health").status_code == 200:
+                    if client and client.get(f"{self.base_url}/health").status_code == 200:
                         self.ready_secs = time.monotonic() - started
                         return self.ready_secs
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.2)
+        finally:
+            if client is not None:
+                client.close()
         self.stop()
         raise AgentProcessError(f"not ready after {ready_timeout:.0f} s:\n{self.log_tail()}")
 
     def health(self) -> dict[str, object]:
         """The parsed ``/health`` answer."""
-        with httpx.Client(timeout=5.0, trust_env=False) as client:
+        with httpx.Client(timeout=5.0, trust_env=False, verify=self.verify()) as client:
             body: dict[str, object] = client.get(f"{self.base_url}/health").json()
             return body
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGINT (what Ctrl-C sends), then SIGKILL after ``timeout``. Idempotent."""
+        """SIGINT (what Ctrl-C sends), then SIGKILL after ``timeout``. Idempotent.
+
+        A temporary state directory goes with the agent.
+        """
         process, self._process = self._process, None
         if process is None:
             return self.exit_code
@@ -101,6 +148,8 @@ class AgentProcess:
                 process.kill()
                 process.wait()
         self.exit_code = process.returncode
+        if self._owns_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
         return self.exit_code
 
     def __enter__(self) -> AgentProcess:
