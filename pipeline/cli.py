@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from pipeline.bench.cli import add_bench_parser, run_bench
+from pipeline.network_audit import install_from_environment as install_network_audit
 from pipeline.offline import enforce_offline_environment
 
 
@@ -224,6 +225,7 @@ def _certs(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``jetvoice`` console script."""
     enforce_offline_environment()
+    install_network_audit()
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)

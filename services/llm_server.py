@@ -24,6 +24,7 @@ import httpx
 from loguru import logger
 
 from pipeline.config import LLMConfig
+from pipeline.network_audit import ENV_VAR as NETWORK_AUDIT_ENV
 
 
 class LLMServerError(RuntimeError):
@@ -64,9 +65,12 @@ def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
     # starved while the rest of the answer streams in.
     threads = config.threads or max(1, cores // 2)
     batch_threads = config.threads or cores
+    # With the network audit on, the server runs under the same socket audit as the agent.
+    audited = bool(os.environ.get(NETWORK_AUDIT_ENV))
+    runner = ["-m", "pipeline.audited_run"] if audited else ["-m"]
     return [
         sys.executable,
-        "-m",
+        *runner,
         "llama_cpp.server",
         "--model",
         str(config.model_path),

@@ -1,17 +1,14 @@
 """Fixtures for loopback tests: real peers on 127.0.0.1, a network audit and a task-leak check."""
 
 import asyncio
-import ipaddress
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from pipeline.network_audit import make_hook
 from tests.loopback.echo_bot import EchoServer, run_echo_server
-
-_AUDITED_EVENTS = ("socket.connect", "socket.sendto", "socket.bind", "socket.getaddrinfo")
 
 
 class _AuditState:
@@ -24,31 +21,9 @@ class _AuditState:
 _audit = _AuditState()
 
 
-def _is_local(host: object, *, bind: bool) -> bool:
-    if isinstance(host, bytes):
-        host = host.decode(errors="replace")
-    if host is None or host in ("localhost", ""):
-        return True
-    try:
-        address = ipaddress.ip_address(str(host).split("%")[0])
-    except ValueError:
-        return False  # a host name other than localhost would need a resolver
-    return address.is_loopback or (bind and address.is_unspecified)
-
-
-def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
-    log = _audit.log
-    if log is None or event not in _AUDITED_EVENTS:
-        return
-    if event == "socket.getaddrinfo":
-        host = args[0]
-    else:
-        address = args[1]
-        if not isinstance(address, tuple):
-            return  # AF_UNIX paths
-        host = address[0]
-    if not _is_local(host, bind=event == "socket.bind"):
-        log.append(f"{event} {host!r}")
+def _record(found: str) -> None:
+    if _audit.log is not None:
+        _audit.log.append(found)
 
 
 @pytest.fixture
@@ -59,7 +34,7 @@ def network_audit() -> Iterator[list[str]]:
     records while this fixture is active. The test asserts the returned list is empty.
     """
     if not _audit.hook_installed:
-        sys.addaudithook(_audit_hook)
+        sys.addaudithook(make_hook(_record))
         _audit.hook_installed = True
     _audit.log = []
     try:
