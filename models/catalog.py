@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from models.budget import KVShape, MemoryBudget, VLLMSettings
+from models.lock import LOCK_PATH, LockedModel, apply_lock, read_lock
 from models.spec import (
     Catalog,
     Device,
     HubPart,
+    HubRepo,
     Model,
     ModelFile,
     ModelKind,
     PackagePart,
     Part,
+    PendingFile,
     Profile,
     Transform,
 )
@@ -24,16 +28,19 @@ from models.spec import (
 __all__ = [
     "CATALOG",
     "DEFAULT_PROFILE",
+    "KV_SHAPES",
     "MODELS",
     "PROFILES",
     "Catalog",
     "Device",
     "HubPart",
+    "HubRepo",
     "Model",
     "ModelFile",
     "ModelKind",
     "PackagePart",
     "Part",
+    "PendingFile",
     "Profile",
     "Transform",
 ]
@@ -245,6 +252,166 @@ SMOLLM2_135M_Q4_1 = Model(
     entry="SmolLM2-135M-Instruct.Q4_1.gguf",
 )
 
+# --- Models from public hubs (GPU and Jetson profiles) ---------------------------------------
+#
+# Never fetched by tests or at run time: only `jetvoice models pull` reaches a hub. Sizes and
+# sha256 below are pinned only where a source gave them; the source is named next to each one.
+# Everything else is pending until a pull records it and `jetvoice models lock` pins it (see
+# models/lock.py). "approx" sizes are what the hub's file listing shows, rounded.
+
+
+def _hf(
+    repo: str, revision: str, name: str, approx: int, *, sha: str | None = None, src: str = ""
+) -> PendingFile:
+    return PendingFile(name, (HubPart(repo, revision, name),), approx, sha, src)
+
+
+_SMALL_EN = ("Systran/faster-whisper-small.en", "d1d751a5f8271d482d14ca55d9e2deeebbae577f")
+
+WHISPER_SMALL_EN = Model(
+    id="whisper-small.en",
+    kind="stt",
+    description="Whisper small.en, CTranslate2 float16 weights for faster-whisper (English only)",
+    licence="MIT",
+    provenance=(
+        "Hugging Face Systran/faster-whisper-small.en at commit d1d751a5 (the tree page lists "
+        "config.json, model.bin 484 MB, tokenizer.json, vocabulary.txt). No sha256 of these files "
+        "was found in a source we trust, so all four are pending until pulled and locked."
+    ),
+    files=(),
+    pending=(
+        _hf(*_SMALL_EN, "config.json", 2_660),
+        _hf(*_SMALL_EN, "model.bin", 484_000_000),
+        _hf(*_SMALL_EN, "tokenizer.json", 2_130_000),
+        _hf(*_SMALL_EN, "vocabulary.txt", 422_000),
+    ),
+)
+
+# The model files were added by commit 0c94664 (only the short form was found); a pull resolves it
+# to the full commit, which the lock records.
+_TURBO = ("mobiuslabsgmbh/faster-whisper-large-v3-turbo", "0c94664")
+
+WHISPER_LARGE_V3_TURBO = Model(
+    id="whisper-large-v3-turbo",
+    kind="stt",
+    description="Whisper large-v3-turbo, CTranslate2 float16 weights for faster-whisper",
+    licence="MIT",
+    provenance=(
+        "Hugging Face mobiuslabsgmbh/faster-whisper-large-v3-turbo at commit 0c94664 "
+        "('Model files'; config.json, model.bin 1.62 GB, preprocessor_config.json, "
+        "tokenizer.json, vocabulary.json). faster-whisper maps 'large-v3-turbo' to this repo."
+    ),
+    files=(),
+    pending=(
+        _hf(*_TURBO, "config.json", 2_260),
+        _hf(
+            *_TURBO,
+            "model.bin",
+            1_620_000_000,
+            sha="e76620f83d5f5b69efd3d87e3dc180c1bd21df9fbebacfd4335e5e1efcc018da",
+            src="HF LFS details of h2oai/faster-whisper-large-v3-turbo, a hub "
+            "duplicate of this repo, and the pinecoresystems mirror card agree; not the "
+            "publisher's own page [3P]",
+        ),
+        _hf(*_TURBO, "preprocessor_config.json", 340),
+        _hf(*_TURBO, "tokenizer.json", 2_710_000),
+        _hf(*_TURBO, "vocabulary.json", 1_070_000),
+    ),
+)
+
+KOKORO_V1_FP32 = Model(
+    id="kokoro-v1.0-fp32",
+    kind="tts",
+    description="Kokoro-82M v1.0, float32 ONNX export for kokoro-onnx on CUDA",
+    licence="Apache-2.0 (weights); MIT (ONNX export)",
+    provenance=(
+        "GitHub release model-files-v1.0 of thewh1teagle/kokoro-onnx (kokoro-v1.0.onnx, "
+        "'optimized f32 version', ~310 MB). The later release model-files-v1.1 ships a different "
+        "file with the same name (326 MB); the tag and the sha256 keep this one. The int8 export "
+        "of the cpu profile is not used on CUDA: its integer ops fall back to the CPU."
+    ),
+    files=(),
+    pending=(
+        PendingFile(
+            "kokoro-v1.0.onnx",
+            (
+                HubPart(
+                    "thewh1teagle/kokoro-onnx",
+                    "model-files-v1.0",
+                    "kokoro-v1.0.onnx",
+                    "github-release",
+                ),
+            ),
+            310_000_000,
+            "7d5df8ecf7d4b1878015a32686053fd0eebe2bc377234608764cc0ef3636a6c5",
+            "model card of the ExNihilus/kokoro-onnx mirror on Hugging Face, which states it is an "
+            "unmodified copy of release model-files-v1.0 [3P]",
+        ),
+    ),
+    entry="kokoro-v1.0.onnx",
+)
+
+_QWEN_FILES = ("*.json", "*.safetensors", "merges.txt", "*.jinja")
+
+QWEN3_4B_W4A16 = Model(
+    id="qwen3-4b-w4a16",
+    kind="llm",
+    description="Qwen3-4B, W4A16 (INT4 weights, compressed-tensors) for vLLM",
+    licence="Apache-2.0",
+    provenance=(
+        "Hugging Face RedHatAI/Qwen3-4B-quantized.w4a16 (Jetson AI Lab's Qwen3-4B page serves this "
+        "repo with vLLM on Orin: 2.5 GB, '4GB RAM', minimum board Orin Nano). Its commit and file "
+        "list were not found in a stored source: the first pull resolves 'main' and lists it."
+    ),
+    files=(),
+    listing=HubRepo(
+        "RedHatAI/Qwen3-4B-quantized.w4a16", "main", _QWEN_FILES, approx_size=2_500_000_000
+    ),
+)
+
+QWEN3_17B_W4A16 = Model(
+    id="qwen3-1.7b-w4a16",
+    kind="llm",
+    description="Qwen3-1.7B, W4A16 (INT4 weights, compressed-tensors) for vLLM",
+    licence="Apache-2.0",
+    provenance=(
+        "Hugging Face RedHatAI/Qwen3-1.7B-quantized.w4a16 (listed among RedHatAI's INT4 models). "
+        "Size unconfirmed (~1.4 GB estimated: fp16 tied embeddings 0.6 GB + INT4 layers); the "
+        "first pull resolves 'main' and lists it."
+    ),
+    files=(),
+    listing=HubRepo(
+        "RedHatAI/Qwen3-1.7B-quantized.w4a16", "main", _QWEN_FILES, approx_size=1_400_000_000
+    ),
+)
+
+PARAKEET_TDT_V2_INT8 = Model(
+    id="parakeet-tdt-0.6b-v2-int8",
+    kind="stt",
+    description="NVIDIA Parakeet TDT 0.6B v2 (English), int8 ONNX for onnx-asr",
+    licence="CC-BY-4.0",
+    provenance=(
+        "Hugging Face istupakov/parakeet-tdt-0.6b-v2-onnx, the export onnx-asr resolves for "
+        "'nemo-parakeet-tdt-0.6b-v2'. In no profile yet: jetvoice's STT service runs "
+        "faster-whisper only; using it needs onnx-asr and an STT service for it."
+    ),
+    files=(),
+    listing=HubRepo(
+        "istupakov/parakeet-tdt-0.6b-v2-onnx",
+        "main",
+        ("config.json", "vocab.txt", "*.int8.onnx"),
+        approx_size=650_000_000,
+    ),
+)
+
+# KV cache per token for vLLM's budget: layers, KV heads, head dim from the models' config.json
+# (Qwen3-4B: 36 x 8 x 128 as quoted in public code; Qwen3-1.7B: 28 x 8 x 128).
+# `jetvoice doctor` checks these against the pulled config.json.
+KV_SHAPES: Mapping[str, KVShape] = {
+    QWEN3_4B_W4A16.id: KVShape(layers=36, kv_heads=8, head_dim=128),
+    QWEN3_17B_W4A16.id: KVShape(layers=28, kv_heads=8, head_dim=128),
+}
+
 # --- Profiles ---------------------------------------------------------------------------------
 
 CPU_PROFILE = Profile(
@@ -255,23 +422,172 @@ CPU_PROFILE = Profile(
     tts=KOKORO_V1_INT8.id,
     voices=KOKORO_VOICES_V1.id,
     device="cpu",
+    budget=MemoryBudget(
+        total=4_096,
+        llm_weights=469,
+        llm_runtime=256,
+        kv_cache=24,
+        stt=160,
+        tts=512,
+        app=768,
+        system=1_024,
+        unified=True,
+        note="RAM of any box with 4 GB; KV: 2048 tokens x 12 KiB (Qwen2.5-0.5B: 24 x 2 x 64)",
+    ),
 )
 
-CATALOG = Catalog(
-    models={
-        m.id: m
-        for m in (
-            WHISPER_TINY_EN,
-            WHISPER_BASE,
-            KOKORO_V1_INT8,
-            KOKORO_VOICES_V1,
-            QWEN25_CODER_05B_Q4KM,
-            SMOLLM2_135M_Q4_1,
-        )
-    },
-    profiles={CPU_PROFILE.name: CPU_PROFILE},
-    default_profile="cpu",
+# Budgets (MiB). vLLM flags start from NVIDIA's per-board defaults in the jetson-inference-mem-tune
+# skill (Nano 0.50/4 seqs/4096, NX 0.60/8/4096, AGX 0.70/16/8192) and are cut where the sum says
+# so. A voice household runs 1-2 sessions, so a few sequences suffice. Weights of Qwen3-4B W4A16:
+# 2.5 GB (Jetson AI Lab); every other figure is an estimate to be replaced by tegrastats readings.
+_VLLM_URL = "http://127.0.0.1:8000/v1"
+
+GPU_VLLM = VLLMSettings(gpu_memory_utilization=0.60, max_model_len=4096, max_num_seqs=4)
+GPU_PROFILE = Profile(
+    name="gpu",
+    description="x86 + NVIDIA GPU with >= 12 GB: Whisper large-v3-turbo, Qwen3-4B W4A16 on vLLM",
+    stt=WHISPER_LARGE_V3_TURBO.id,
+    llm=QWEN3_4B_W4A16.id,
+    tts=KOKORO_V1_FP32.id,
+    voices=KOKORO_VOICES_V1.id,
+    device="cuda",
+    stt_compute_type="float16",
+    llm_runtime="vllm",
+    served_model_name="qwen3",
+    vllm=GPU_VLLM,
+    budget=MemoryBudget(
+        total=12_288,
+        llm_weights=2_560,
+        llm_runtime=2_048,
+        kv_cache=2_304,
+        stt=2_304,
+        tts=640,
+        app=512,
+        system=512,
+        unified=False,
+        note="GPU memory of a 12 GB card; 'system' is the display and other CUDA contexts",
+    ),
 )
+
+ORIN_NANO_VLLM = VLLMSettings(
+    gpu_memory_utilization=0.50, max_model_len=2048, max_num_seqs=2, enforce_eager=True
+)
+ORIN_NANO_PROFILE = Profile(
+    name="orin-nano",
+    description="Jetson Orin Nano 8 GB (JetPack 6): Whisper small.en int8, Qwen3-1.7B W4A16",
+    stt=WHISPER_SMALL_EN.id,
+    llm=QWEN3_17B_W4A16.id,
+    tts=KOKORO_V1_FP32.id,
+    voices=KOKORO_VOICES_V1.id,
+    device="cuda",
+    stt_compute_type="int8_float16",
+    llm_runtime="vllm-container",
+    llm_url=_VLLM_URL,
+    served_model_name="qwen3",
+    vllm=ORIN_NANO_VLLM,
+    budget=MemoryBudget(
+        total=8_192,
+        llm_weights=1_400,
+        llm_runtime=1_024,
+        kv_cache=448,
+        stt=512,
+        tts=640,
+        app=768,
+        system=1_536,
+        unified=True,
+        note="headless (no desktop: saves ~800 MB); eager mode: no CUDA-graph memory",
+    ),
+    board="Jetson Orin Nano 8GB",
+    power_mode="MAXN_SUPER",
+    jetson_clocks=True,
+)
+
+ORIN_NX_VLLM = VLLMSettings(gpu_memory_utilization=0.60, max_model_len=4096, max_num_seqs=8)
+ORIN_NX_PROFILE = Profile(
+    name="orin-nx",
+    description="Jetson Orin NX 16 GB (JetPack 6): Whisper small.en, Qwen3-4B W4A16",
+    stt=WHISPER_SMALL_EN.id,
+    llm=QWEN3_4B_W4A16.id,
+    tts=KOKORO_V1_FP32.id,
+    voices=KOKORO_VOICES_V1.id,
+    device="cuda",
+    stt_compute_type="float16",
+    llm_runtime="vllm-container",
+    llm_url=_VLLM_URL,
+    served_model_name="qwen3",
+    vllm=ORIN_NX_VLLM,
+    budget=MemoryBudget(
+        total=16_384,
+        llm_weights=2_560,
+        llm_runtime=2_048,
+        kv_cache=4_608,
+        stt=768,
+        tts=640,
+        app=1_024,
+        system=2_048,
+        unified=True,
+    ),
+    board="Jetson Orin NX 16GB",
+    power_mode="MAXN",
+    jetson_clocks=True,
+)
+
+AGX_ORIN_VLLM = VLLMSettings(gpu_memory_utilization=0.70, max_model_len=8192, max_num_seqs=8)
+AGX_ORIN_PROFILE = Profile(
+    name="agx-orin",
+    description="Jetson AGX Orin 32/64 GB (JetPack 6): Whisper large-v3-turbo, Qwen3-4B W4A16",
+    stt=WHISPER_LARGE_V3_TURBO.id,
+    llm=QWEN3_4B_W4A16.id,
+    tts=KOKORO_V1_FP32.id,
+    voices=KOKORO_VOICES_V1.id,
+    device="cuda",
+    stt_compute_type="float16",
+    llm_runtime="vllm-container",
+    llm_url=_VLLM_URL,
+    served_model_name="qwen3",
+    vllm=AGX_ORIN_VLLM,
+    budget=MemoryBudget(
+        total=32_768,
+        llm_weights=2_560,
+        llm_runtime=3_072,
+        kv_cache=9_216,
+        stt=2_304,
+        tts=640,
+        app=1_024,
+        system=2_560,
+        unified=True,
+        note="planned for the 32 GB module; the 64 GB one has 32 GB more headroom",
+    ),
+    board="Jetson AGX Orin 32GB/64GB",
+    power_mode="MAXN",
+    jetson_clocks=True,
+)
+
+_DECLARED = (
+    WHISPER_TINY_EN,
+    WHISPER_BASE,
+    WHISPER_SMALL_EN,
+    WHISPER_LARGE_V3_TURBO,
+    PARAKEET_TDT_V2_INT8,
+    KOKORO_V1_INT8,
+    KOKORO_V1_FP32,
+    KOKORO_VOICES_V1,
+    QWEN25_CODER_05B_Q4KM,
+    SMOLLM2_135M_Q4_1,
+    QWEN3_4B_W4A16,
+    QWEN3_17B_W4A16,
+)
+
+
+def build_catalog(lock: Mapping[str, LockedModel] | None = None) -> Catalog:
+    """The catalog with hub pins from ``lock`` (default: models/hub.lock.json) applied."""
+    locked = read_lock(LOCK_PATH) if lock is None else lock
+    models = {m.id: apply_lock(m, locked.get(m.id)) for m in _DECLARED}
+    profiles = (CPU_PROFILE, GPU_PROFILE, ORIN_NANO_PROFILE, ORIN_NX_PROFILE, AGX_ORIN_PROFILE)
+    return Catalog(models=models, profiles={p.name: p for p in profiles}, default_profile="cpu")
+
+
+CATALOG = build_catalog()
 
 MODELS: Mapping[str, Model] = CATALOG.models
 PROFILES: Mapping[str, Profile] = CATALOG.profiles

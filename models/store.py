@@ -31,7 +31,7 @@ CHUNK = 1 << 20
 PROGRESS_MIN_BYTES = 50_000_000
 VERIFIED_FILE = ".verified.json"
 
-ProblemKind: TypeAlias = Literal["missing", "size", "sha256"]
+ProblemKind: TypeAlias = Literal["missing", "size", "sha256", "unpinned"]
 
 
 def default_models_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -159,12 +159,36 @@ class ModelStore:
         return None
 
     def verify(self, model_id: str, *, quick: bool = False, progress: bool = True) -> list[Problem]:
-        """Problems with the model's files: missing, wrong size, or (unless quick) wrong sha256."""
+        """Problems with the model's files: missing, wrong size, (unless quick) wrong sha256, or
+        not pinned by the catalog at all (a hub file before `jetvoice models lock`)."""
+        model = self.model(model_id)
         problems = []
-        for spec in self.model(model_id).files:
+        for spec in model.files:
             problem = self.check_file(model_id, spec, quick=quick, progress=progress)
             if problem is not None:
                 problems.append(problem)
+        fix = "pull it on a connected machine, then run `jetvoice models lock` and commit it"
+        for pending in model.pending:
+            where = "present" if (self.root / model_id / pending.name).exists() else "missing"
+            problems.append(
+                Problem(
+                    model_id,
+                    pending.name,
+                    "unpinned",
+                    f"{where}, but the catalog pins no size and sha256 for it "
+                    f"(models/hub.lock.json has no entry): {fix}",
+                )
+            )
+        if not model.resolved and model.listing is not None:
+            problems.append(
+                Problem(
+                    model_id,
+                    "*",
+                    "unpinned",
+                    f"file list of {model.listing.repo}@{model.listing.revision} not pinned yet "
+                    f"(models/hub.lock.json has no entry): {fix}",
+                )
+            )
         return problems
 
     def require(self, model_id: str) -> Path:

@@ -18,6 +18,7 @@ from pipecat.services.tts_service import TTSService
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from pipeline.latency_report import MESSAGE_LABEL
+from pipeline.metrics import Metrics
 
 APOLOGIES = {
     "llm": "Sorry, I couldn't come up with an answer just now. Please try again.",
@@ -43,9 +44,14 @@ class FailureResponder:
     """Turns pipeline errors into a spoken apology and an ``error`` message to the page."""
 
     def __init__(
-        self, worker: PipelineWorker, connection: SmallWebRTCConnection, session_id: str
+        self,
+        worker: PipelineWorker,
+        connection: SmallWebRTCConnection,
+        session_id: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self._worker = worker
+        self._metrics = metrics
         self._connection = connection
         self._session_id = session_id
         self._last_apology = 0.0
@@ -55,6 +61,8 @@ class FailureResponder:
     async def _on_error(self, _worker: PipelineWorker, error: ErrorFrame) -> None:
         stage = stage_of(error)
         self.failures[stage] = self.failures.get(stage, 0) + 1
+        if self._metrics is not None:
+            self._metrics.error(stage)
         logger.warning(f"[{self._session_id}] {stage} failed: {error.error}")
         self._connection.send_app_message(
             {

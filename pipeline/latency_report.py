@@ -23,12 +23,17 @@ from pipecat.frames.frames import (
 )
 from pipecat.metrics.metrics import MetricsData, TurnMetricsData
 from pipecat.observers.base_observer import BaseObserver, FramePushed
-from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
+from pipecat.observers.user_bot_latency_observer import (
+    LatencyBreakdown,
+    MeasuredFrom,
+    UserBotLatencyObserver,
+)
 from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from pipeline.clause_chunker import ClauseChunker
+from pipeline.metrics import Metrics
 
 MESSAGE_LABEL = "jetvoice"
 
@@ -165,8 +170,11 @@ class TurnTimeline(BaseObserver):
 class LatencyReport:
     """Wires the observers for one session; ``observers`` go to the ``PipelineWorker``."""
 
-    def __init__(self, connection: SmallWebRTCConnection, session_id: str) -> None:
+    def __init__(
+        self, connection: SmallWebRTCConnection, session_id: str, metrics: Metrics | None = None
+    ) -> None:
         self._connection = connection
+        self._metrics = metrics
         self._session_id = session_id
         self._turns = 0
         self._latency = UserBotLatencyObserver()
@@ -187,4 +195,8 @@ class LatencyReport:
         logger.info(f"[{self._session_id}] turn {self._turns} latency:\n{lines}")
         timeline = self._timeline.take()
         message = breakdown_message(breakdown, turn, self._turns, timeline)
+        if self._metrics is not None and breakdown.measured_from == MeasuredFrom.USER_SILENCE:
+            stages = {c.key: c.duration_secs for c in breakdown.contributions}
+            stages["total"] = breakdown.total_secs
+            self._metrics.turn(stages, fallback=message["data"]["fallback"])
         self._connection.send_app_message(message)

@@ -139,10 +139,16 @@ def build_agent_config(
     ``server_config`` comes from :func:`build_server_config`; without it, a loopback server.
     """
     paths = profile_paths(args.profile, store)
+    profile = store.catalog.profile(args.profile)
+    vllm = profile.vllm
     cuda = paths.device == "cuda"
-    default_server: LLMServerKind = "vllm" if cuda else "llamacpp"
+    # On a Jetson the LLM runs in NVIDIA's vLLM container, reached over loopback.
+    default_server: LLMServerKind = (
+        "external" if profile.llm_runtime == "vllm-container" else "vllm" if cuda else "llamacpp"
+    )
     server: LLMServerKind = default_server if args.llm == "auto" else args.llm
-    if server == "external" and not args.llm_url:
+    llm_url = args.llm_url or (profile.llm_url if server == "external" else None)
+    if server == "external" and not llm_url:
         raise ValueError("--llm external needs --llm-url http://HOST:PORT/v1")
     max_sessions = getattr(args, "max_sessions", None) or DEFAULT_MAX_SESSIONS.get(
         paths.device, DEFAULT_MAX_SESSIONS["cpu"]
@@ -156,7 +162,7 @@ def build_agent_config(
         stt=STTConfig(
             model_dir=paths.stt_dir,
             device="cuda" if cuda else "cpu",
-            compute_type="float16" if cuda else "int8",
+            compute_type=profile.stt_compute_type,
         ),
         tts=TTSConfig(
             model_path=paths.tts_path,
@@ -168,11 +174,13 @@ def build_agent_config(
         ),
         llm=LLMConfig(
             server=server,
-            base_url=args.llm_url,
-            model=args.llm_model,
+            base_url=llm_url,
+            model=profile.served_model_name if args.llm_model == "local" else args.llm_model,
             model_path=paths.llm_path,
             port=args.llm_port,
             request_timeout_secs=args.llm_timeout,
+            context_tokens=vllm.max_model_len if vllm else LLMConfig.context_tokens,
+            extra_server_args=vllm.extra_args() if (vllm and server == "vllm") else (),
         ),
         server=dataclasses.replace(server_config, max_sessions=max_sessions),
         noise_filter=not args.no_noise_filter,

@@ -10,6 +10,7 @@ import httpx
 from loguru import logger
 
 from pipeline.config import AgentConfig
+from pipeline.metrics import Metrics
 from services.llm_server import LLMEndpoint, LLMServer
 from services.stt import WhisperEngine
 from services.tts import KokoroEngine
@@ -36,6 +37,7 @@ class AgentRuntime:
         self.whisper: WhisperEngine | None = None
         self.kokoro: KokoroEngine | None = None
         self.timings = StartupTimings()
+        self.metrics = Metrics()
         self.ready = False
         self._closed = False
         self._supervisor: asyncio.Task[None] | None = None

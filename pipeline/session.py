@@ -35,6 +35,7 @@ from pipeline.clause_chunker import ClauseChunker
 from pipeline.fallback import FailureResponder
 from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
+from pipeline.metrics import Metrics
 from pipeline.runtime import AgentRuntime
 from pipeline.think_filter import ThinkFilter
 from services.llm import create_llm_service
@@ -158,7 +159,7 @@ def _worker(
 ) -> PipelineWorker:
     """Wrap the processors in a worker with metrics, the latency report and the greeting."""
     config = runtime.config
-    report = LatencyReport(connection, session_id)
+    report = LatencyReport(connection, session_id, runtime.metrics)
     worker = PipelineWorker(
         Pipeline(processors),
         observers=report.observers,
@@ -173,7 +174,7 @@ def _worker(
         idle_timeout_secs=None,
     )
 
-    FailureResponder(worker, connection, session_id)
+    FailureResponder(worker, connection, session_id, runtime.metrics)
 
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport: SmallWebRTCTransport, _client: object) -> None:
@@ -189,14 +190,20 @@ def _worker(
     return worker
 
 
-async def run_session(worker: PipelineWorker, session_id: str) -> None:
+async def run_session(
+    worker: PipelineWorker, session_id: str, metrics: Metrics | None = None
+) -> None:
     """Run one session's pipeline until the peer leaves or the server shuts down."""
     runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
     await runner.add_workers(worker)
+    if metrics is not None:
+        metrics.session_started()
     try:
         await runner.run()
     except Exception:
         logger.exception(f"[{session_id}] session failed")
         raise
     finally:
+        if metrics is not None:
+            metrics.session_ended()
         logger.info(f"[{session_id}] session ended")
