@@ -30,7 +30,7 @@ class ChunkPolicy:
     """Where speech may be cut."""
 
     first_min_words: int = 2
-    first_max_words: int = 7
+    first_max_words: int = 5
     later_min_words: int = 6
     later_max_words: int = 30
 

@@ -53,6 +53,8 @@ class TTSConfig:
     speed: float = 1.0
     sample_rate: int = 24000
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    # onnxruntime intra-op threads for Kokoro; 0 lets onnxruntime choose (one per core).
+    threads: int = 0
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,33 @@ from pipecat.services.tts_service import TextAggregationMode, TTSService
 from pipeline.config import TTSConfig
 
 KOKORO_SAMPLE_RATE = 24000
+# Kokoro starts each utterance with 20-50 ms of near silence; nobody hears it, but the first
+# audible sample waits for it.
+_ONSET_THRESHOLD_DBFS = -55.0
+_ONSET_KEEP_SECS = 0.005
+# Pieces arrive a clause at a time and are glued end to end; put back the pause that the
+# punctuation asks for (kokoro-onnx's own defaults between its batches).
+_PAUSE_AFTER = {".": 0.25, "!": 0.25, "?": 0.25, ",": 0.1, ";": 0.1, ":": 0.1}
+
+
+def trim_leading_quiet(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Drop the near-silent lead-in before the first audible 1 ms block (keeping 5 ms)."""
+    block = max(1, sample_rate // 1000)
+    usable = len(samples) - len(samples) % block
+    if usable == 0:
+        return samples
+    energy = np.sqrt(np.mean(samples[:usable].reshape(-1, block) ** 2, axis=1))
+    loud = np.flatnonzero(20 * np.log10(energy + 1e-12) > _ONSET_THRESHOLD_DBFS)
+    if loud.size == 0:
+        return samples
+    start = max(0, int(loud[0]) * block - int(_ONSET_KEEP_SECS * sample_rate))
+    return samples[start:]
+
+
+def pause_after(text: str) -> float:
+    """Seconds of silence that the final punctuation of ``text`` calls for."""
+    stripped = text.rstrip()
+    return _PAUSE_AFTER.get(stripped[-1], 0.0) if stripped else 0.0
 
 
 class KokoroEngine:
@@ -32,6 +59,11 @@ class KokoroEngine:
         started = time.perf_counter()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if config.threads:
+            options.intra_op_num_threads = config.threads
+        # Spinning worker threads burn the cores that the LLM (still generating the rest of the
+        # answer) and Whisper need; on a small box they slow everything down.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(
             str(config.model_path), sess_options=options, providers=list(config.providers)
         )
@@ -105,13 +137,20 @@ class KokoroTTSService(TTSService):
             stream = self._engine.kokoro.create_stream(
                 text, voice=config.voice, speed=config.speed, lang="en-us"
             )
+            first = True
             async for samples, sample_rate in stream:
-                await self.stop_ttfb_metrics()
                 if sample_rate != self.sample_rate:
                     raise ValueError(
                         f"Kokoro produced {sample_rate} Hz, expected {self.sample_rate}"
                     )
-                yield self._audio_frame(samples, context_id)
+                audio = trim_leading_quiet(samples, sample_rate) if first else samples
+                first = False
+                await self.stop_ttfb_metrics()
+                yield self._audio_frame(audio, context_id)
+            pause = pause_after(text)
+            if pause:
+                silence = np.zeros(int(pause * self.sample_rate), dtype=np.float32)
+                yield self._audio_frame(silence, context_id)
         except Exception as error:  # noqa: BLE001 - a synthesis failure ends this utterance only
             yield ErrorFrame(error=f"speech synthesis failed: {error}")
         finally:
