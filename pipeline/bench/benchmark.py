@@ -1,0 +1,118 @@
+"""A whole benchmark run: corpus, environment, each variant in turn, then table, JSON and PNG."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from models.paths import profile_paths
+from models.store import ModelStore, ModelUnavailableError, default_models_dir
+from pipeline.bench.cli import BenchConfig
+from pipeline.bench.corpus import (
+    CorpusSources,
+    Synthesizer,
+    load_corpus,
+    plan_calls,
+    prepare,
+    selected_turns,
+)
+from pipeline.bench.driver import DriverConfig
+from pipeline.bench.environment import collect_environment, model_sha256
+from pipeline.bench.plot import write_plot
+from pipeline.bench.report import build_json, format_report, summarize_run, write_json
+from pipeline.bench.runner import VariantRun, run_server_url, run_started_server
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run (missing models, an unusable corpus); the message says why."""
+
+
+def kokoro_synthesizer(model_path: os.PathLike[str], voices_path: os.PathLike[str]) -> Synthesizer:
+    """Load Kokoro and return a (text, voice) -> 24 kHz float32 synthesizer."""
+    from pathlib import Path
+
+    from pipeline.config import TTSConfig
+    from services.tts import KokoroEngine
+
+    engine = KokoroEngine(TTSConfig(model_path=Path(model_path), voices_path=Path(voices_path)))
+    known = set(engine.kokoro.get_voices())
+
+    def synthesize(text: str, voice: str) -> Any:
+        if voice not in known:
+            raise BenchError(f"Kokoro voice {voice!r} is not in the voices file")
+        return engine.synthesize(text, voice=voice)
+
+    return synthesize
+
+
+def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
+    """Run the benchmark; 0 when every variant measured at least one turn, else 1."""
+    store = ModelStore(config.models_dir or default_models_dir())
+    try:
+        paths = profile_paths(config.profile, store)
+    except ModelUnavailableError as error:
+        raise BenchError(str(error)) from None
+    environment = collect_environment(paths, store.catalog)
+    for line in environment.header_lines():
+        progress(line)
+
+    spec = load_corpus(config.corpus)
+    selection = selected_turns(spec, config.max_turns)
+    sources = CorpusSources(
+        fixtures_dir=config.fixtures,
+        cache_dir=config.cache_dir,
+        tts_model_sha256=model_sha256(store.catalog, paths.tts_model),
+        voices_sha256=model_sha256(store.catalog, paths.voices_model),
+    )
+    # Synthesis happens here, before any server starts, so it never competes with one.
+    utterances = prepare(
+        [turn for _, turn in selection],
+        sources,
+        lambda: kokoro_synthesizer(paths.tts_path, paths.voices_path),
+    )
+    plans = plan_calls(
+        selection, utterances, repeat=config.repeat, turns_per_call=config.turns_per_call
+    )
+    progress(
+        f"corpus: {len(selection)} turns x {config.repeat} in {len(plans)} calls "
+        f"({len(spec.voices)} Kokoro voices in the full corpus)"
+    )
+    driver_config = DriverConfig(
+        answer_timeout_s=config.answer_timeout_s, warmup_turns=config.warmup
+    )
+    out_dir = config.json_path.parent
+    runs: list[VariantRun] = []
+    for variant in config.variants:
+        if config.server_url is not None:
+            runs.append(run_server_url(config.server_url, variant, plans, driver_config, progress))
+        else:
+            runs.append(
+                run_started_server(
+                    variant, config.serve_args, plans, driver_config, progress, log_dir=out_dir
+                )
+            )
+
+    summaries = [summarize_run(r) for r in runs]
+    settings = {
+        **{
+            k: (str(v) if not isinstance(v, int | float | bool | type(None) | tuple) else v)
+            for k, v in asdict(config).items()
+        },
+        "argv": sys.argv[1:],
+        "corpus_turns": len(selection),
+        "calls": len(plans),
+        "driver": asdict(driver_config),
+        "utterances": {
+            u.spec.id: {"source": u.spec.source, "audio_sha256": u.audio_sha256}
+            for u in utterances.values()
+        },
+    }
+    document = build_json(summaries, environment, settings)
+    write_json(document, config.json_path)
+    write_plot(runs, config.plot_path)
+    print(format_report(summaries, environment))
+    print(f"\nJSON: {config.json_path}\nplot: {config.plot_path}")
+    return 0 if all(s.measured for s in summaries) else 1

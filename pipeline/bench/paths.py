@@ -1,0 +1,11 @@
+"""Where the benchmark reads and writes by default (no heavy imports: ``--help`` uses these)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CORPUS = Path(__file__).with_name("corpus.json")
+DEFAULT_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "audio"
+DEFAULT_OUT_DIR = REPO_ROOT / "artifacts" / "bench"
+DEFAULT_CACHE = DEFAULT_OUT_DIR / "corpus"
