@@ -43,19 +43,39 @@ def breakdown_message(
     turn: dict[str, Any] | None,
     index: int,
     timeline: TurnTimeline | None = None,
+    *,
+    stop_secs: float = 0.2,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """The JSON a client receives for one turn (``type: "latency"``)."""
-    origin = breakdown.user_turn_start_time
+    """The JSON a client receives for one turn (``type: "latency"``).
+
+    The turn is timed from the user's true silence: the last VAD stop minus the VAD's stop
+    window. pipecat's observer loses that start when a pause inside the user's turn (a VAD stop,
+    then more speech) resets it; the session's own timeline keeps it, so such turns are timed
+    too. Absolute Unix times let a client on the same clock split the transport legs exactly.
+    """
+    now = time.time() if now is None else now
+    vad_stopped = timeline.moments.get("vad_stopped") if timeline is not None else None
+    if vad_stopped is not None:
+        origin: float | None = vad_stopped - stop_secs
+        measured_from: str | None = str(MeasuredFrom.USER_SILENCE)
+        total_secs = now - vad_stopped + stop_secs
+    else:
+        origin = None
+        measured_from = str(breakdown.measured_from) if breakdown.measured_from else None
+        total_secs = breakdown.total_secs
     moments = timeline.relative_ms(origin) if timeline is not None and origin else {}
-    if origin and moments:
-        moments["bot_started_speaking"] = round(breakdown.total_secs * 1000, 1)
+    if moments:
+        moments["bot_started_speaking"] = round(total_secs * 1000, 1)
     return {
         "label": MESSAGE_LABEL,
         "type": "latency",
         "data": {
             "turn": index,
-            "measured_from": str(breakdown.measured_from) if breakdown.measured_from else None,
-            "total_ms": round(breakdown.total_secs * 1000, 1),
+            "measured_from": measured_from,
+            "total_ms": round(total_secs * 1000, 1),
+            "user_silence_unix": round(origin, 4) if origin else None,
+            "bot_started_unix": round(now, 4),
             "user_turn_ms": _ms(breakdown.user_turn_secs),
             "contributions": [
                 {
@@ -141,16 +161,16 @@ class TurnTimeline(BaseObserver):
         """Record the first occurrence of each moment in a turn."""
         frame: Frame = data.frame
         if isinstance(frame, VADUserStartedSpeakingFrame):
-            # Speech resumed: whatever was recorded belonged to an unfinished turn.
+            # Speech resumed: the moments recorded so far belonged to an unfinished turn (the
+            # transcript of its earlier part still counts).
             self.moments.clear()
-            self.transcript = None
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self.moments["vad_stopped"] = time.time()
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self._first("turn_end")
         elif isinstance(frame, TranscriptionFrame):
-            self._first("transcript")
-            self.transcript = frame.text if self.transcript is None else self.transcript
+            self.moments["transcript"] = time.time()
+            self.transcript = f"{self.transcript} {frame.text}" if self.transcript else frame.text
         elif isinstance(frame, LLMTextFrame) and isinstance(data.source, LLMService):
             self._first("llm_first_token")
         elif isinstance(frame, LLMTextFrame) and isinstance(data.source, ClauseChunker):
@@ -171,9 +191,15 @@ class LatencyReport:
     """Wires the observers for one session; ``observers`` go to the ``PipelineWorker``."""
 
     def __init__(
-        self, connection: SmallWebRTCConnection, session_id: str, metrics: Metrics | None = None
+        self,
+        connection: SmallWebRTCConnection,
+        session_id: str,
+        metrics: Metrics | None = None,
+        *,
+        stop_secs: float = 0.2,
     ) -> None:
         self._connection = connection
+        self._stop_secs = stop_secs
         self._metrics = metrics
         self._session_id = session_id
         self._turns = 0
@@ -194,9 +220,12 @@ class LatencyReport:
         lines = "\n".join(breakdown.turn_contribution_lines())
         logger.info(f"[{self._session_id}] turn {self._turns} latency:\n{lines}")
         timeline = self._timeline.take()
-        message = breakdown_message(breakdown, turn, self._turns, timeline)
-        if self._metrics is not None and breakdown.measured_from == MeasuredFrom.USER_SILENCE:
+        message = breakdown_message(
+            breakdown, turn, self._turns, timeline, stop_secs=self._stop_secs
+        )
+        data = message["data"]
+        if self._metrics is not None and data["measured_from"] == str(MeasuredFrom.USER_SILENCE):
             stages = {c.key: c.duration_secs for c in breakdown.contributions}
-            stages["total"] = breakdown.total_secs
-            self._metrics.turn(stages, fallback=message["data"]["fallback"])
+            stages["total"] = data["total_ms"] / 1000
+            self._metrics.turn(stages, fallback=data["fallback"])
         self._connection.send_app_message(message)

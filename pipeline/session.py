@@ -159,7 +159,9 @@ def _worker(
 ) -> PipelineWorker:
     """Wrap the processors in a worker with metrics, the latency report and the greeting."""
     config = runtime.config
-    report = LatencyReport(connection, session_id, runtime.metrics)
+    report = LatencyReport(
+        connection, session_id, runtime.metrics, stop_secs=config.turn.vad_stop_secs
+    )
     worker = PipelineWorker(
         Pipeline(processors),
         observers=report.observers,

@@ -252,6 +252,12 @@ class CallDriver:
         message_to_voice = None
         if chosen is not None and first_voice is not None:
             message_to_voice = (first_voice - chosen.received_at) * 1000.0
+            # Same machine, same wall clock: the server's own "bot started speaking" time
+            # splits the transport exactly (the message's arrival is only an estimate).
+            bot_started = chosen.data.get("data", {}).get("bot_started_unix")
+            if isinstance(bot_started, int | float):
+                first_voice_unix = first_voice + (time.time() - time.monotonic())
+                message_to_voice = (first_voice_unix - bot_started) * 1000.0
         messages = caller.messages
         transcript = _texts(messages, since, "user-transcription")
         if (
