@@ -27,9 +27,29 @@ lint:
     uv run --no-sync ruff format --check .
     uv run --no-sync mypy
 
-# The whole default test suite (unit, loopback, end-to-end), under 15 minutes on 2 cores
-test: setup lint check-jetson
+# After it: `just serve --host 0.0.0.0 --tls` (README: Talk to it from a phone).
+# Make the local CA (once) and this machine's HTTPS certificate for the LAN
+certs *ARGS: setup
+    uv run --no-sync jetvoice certs {{ARGS}}
+
+# The whole default test suite (unit, loopback, end-to-end, browser), under 15 minutes on 2 cores
+test: setup lint check-jetson browser-deps
     uv run --no-sync pytest --ignore=tests/jetson
+
+# Playwright drives it; no browser is ever downloaded. Where it cannot be installed (no root or
+# sudo, no apt) this says so and the browser test skips.
+# Install Debian's Chromium for the browser test, if missing
+browser-deps:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null; then exit 0; fi
+    skip() { echo "browser-deps: $1; tests/browser will be skipped (install Debian's chromium to run it)" >&2; exit 0; }
+    command -v apt-get >/dev/null || skip "no apt-get on this machine"
+    if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else skip "chromium is missing and installing it needs root or sudo"; fi
+    echo "browser-deps: installing Debian's chromium (apt-get)" >&2
+    "${sudo[@]}" apt-get update -qq || skip "apt-get update failed"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+        || skip "apt-get install chromium failed"
 
 # Verify the model files of a profile by sha256
 verify profile="cpu":

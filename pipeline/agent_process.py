@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -41,14 +41,17 @@ class AgentProcess:
         port: int = 0,
         tls: bool = False,
         state_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """``tls`` adds ``--tls`` and checks the served certificate against the agent's CA."""
+        """``tls`` adds ``--tls`` and checks the served certificate against the agent's CA;
+        ``env`` adds variables to the agent's environment (e.g. the network audit's)."""
         self.port = port or free_loopback_port()
         self.tls = tls
         self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._owns_state_dir = state_dir is None
         self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="jetvoice-state-"))
         self._args = [*extra_args, *(["--tls"] if tls else [])]
+        self._env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file = Path(tempfile.mkstemp(prefix="jetvoice-serve-", suffix=".log")[1])
         self.ready_secs: float | None = None
@@ -97,7 +100,7 @@ class AgentProcess:
             *self._args,
         ]
         started = time.monotonic()
-        env = {**os.environ, "JETVOICE_STATE_DIR": str(self.state_dir)}
+        env = {**os.environ, **self._env, "JETVOICE_STATE_DIR": str(self.state_dir)}
         with self._log_file.open("wb") as log:
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
@@ -106,10 +109,12 @@ class AgentProcess:
         try:
             while time.monotonic() - started < ready_timeout:
                 if self._process.poll() is not None:
-                    raise AgentProcessError(
+                    message = (
                         f"jetvoice serve exited with {self._process.returncode}:\n"
                         + self.log_tail()
                     )
+                    self.stop()  # collects the exit code, removes a temporary state dir
+                    raise AgentProcessError(message)
                 # With TLS, the CA appears only once the agent has made it.
                 if client is None and (not self.tls or self.ca_file.exists()):
                     client = httpx.Client(timeout=2.0, trust_env=False, verify=self.verify())

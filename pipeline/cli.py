@@ -164,12 +164,10 @@ def _serve(args: argparse.Namespace) -> int:
     from pipeline.certs import default_state_dir, server_ssl_context
     from pipeline.profiles import build_agent_config, build_server_config
 
-    logger.remove()
-    logger.add(sys.stderr, level=args.log_level.upper())
     state_dir = args.state_dir or default_state_dir()
     store = ModelStore(args.models_dir or default_models_dir())
     try:
-        # The bind check runs first: nothing is written or loaded for a refused start.
+        # The bind check runs first: nothing is written, logged or loaded for a refused start.
         server, cert_report = build_server_config(args, state_dir)
         config = build_agent_config(args, store, server)
     except ModelUnavailableError as error:
@@ -178,6 +176,8 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"jetvoice: {error}", file=sys.stderr)
         return 2
+    logger.remove()
+    logger.add(sys.stderr, level=args.log_level.upper())
     if cert_report is not None and cert_report.server_issued:
         print(certs_summary(cert_report), file=sys.stderr, flush=True)
     server = config.server

@@ -103,7 +103,7 @@ class SessionManager:
             )
         is_new_peer = not request.pc_id or request.pc_id not in self._tasks
         if not is_new_peer:
-            return await self._answer(request, session_id)
+            return await self._answer(request, session_id, reserved=False)
         if self.active + self._reserved >= self._runtime.config.server.max_sessions:
             # Refused before pipecat's handler: no peer connection is created.
             raise OfferError(
@@ -111,14 +111,21 @@ class SessionManager:
                 "the agent is busy: too many sessions, try again later",
                 retry_after=BUSY_RETRY_AFTER_SECS,
             )
-        self._reserved += 1
-        try:
-            return await self._answer(request, session_id)
-        finally:
-            self._reserved -= 1
+        return await self._answer(request, session_id, reserved=True)
 
-    async def _answer(self, request: SmallWebRTCRequest, session_id: str | None) -> dict[str, str]:
+    async def _answer(
+        self, request: SmallWebRTCRequest, session_id: str | None, *, reserved: bool
+    ) -> dict[str, str]:
         sid = session_id or uuid.uuid4().hex[:12]
+        # The reservation turns into a running session (counted by `active`) or is given back.
+        held = [reserved]
+        if reserved:
+            self._reserved += 1
+
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                self._reserved -= 1
 
         build_errors: list[Exception] = []
 
@@ -132,10 +139,25 @@ class SessionManager:
                 return
             task = asyncio.create_task(run_session(worker, sid), name=f"session-{sid}")
             self._tasks[connection.pc_id] = task
+            release()
             pc_id = connection.pc_id
             task.add_done_callback(lambda _task: self._forget(pc_id))
 
         timeout = self._runtime.config.server.offer_timeout_secs
+        try:
+            return await self._handle(request, on_connection, build_errors, sid, timeout)
+        finally:
+            release()
+
+    async def _handle(
+        self,
+        request: SmallWebRTCRequest,
+        on_connection: Callable[[SmallWebRTCConnection], Awaitable[None]],
+        build_errors: list[Exception],
+        sid: str,
+        timeout: float,
+    ) -> dict[str, str]:
+        """pipecat's handler under a timeout, its errors mapped to HTTP statuses."""
         try:
             answer = await asyncio.wait_for(
                 self._handler.handle_web_request(request, on_connection), timeout

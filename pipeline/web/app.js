@@ -46,6 +46,9 @@ const jv = {
   latencies: [],          // voice-to-voice per turn, ms, as seen by this page
   lastLatencyMs: null,
   botAudioActive: false,  // remote audio currently non-silent (analyser)
+  botAudioStarts: [],     // Date.now() of each silent -> audible change of the bot's audio
+  botPeakDb: null,        // loudest bot audio level seen in this call
+  micSettings: null,      // what the browser applied to the mic (echoCancellation, ...)
   userAudioActive: false, // local mic currently above the speech threshold (analyser)
   micLevelDb: null,
   botLevelDb: null,
@@ -55,6 +58,9 @@ const jv = {
   botReady: false,        // RTVI bot-ready received
   error: null,            // {kind, title, detail} of the last failure
   rtviCounts: {},         // how many RTVI messages of each type arrived in this call
+  pairing: 'unknown',     // unknown | paired | local (loopback, no token needed) | not-paired
+  serverLatencies: [],    // the server's per-turn breakdowns ({total_ms, contributions, ...})
+  lastServerLatency: null,
 };
 window.jetvoice = jv;
 
@@ -77,23 +83,30 @@ const el = {
   noticeAction: $('notice-action'),
   transcript: $('transcript'),
   audio: $('remote-audio'),
+  pair: $('pair'),
+  breakdown: $('breakdown'),
+  breakdownTotal: $('breakdown-total'),
+  breakdownBar: $('breakdown-bar'),
+  breakdownList: $('breakdown-list'),
 };
 
 // ---------------------------------------------------------------------------------------------
-// Pairing token: ?token=... once, then sessionStorage, never left in the address bar
+// Pairing token: ?token=... once, then localStorage, never left in the address bar
 // ---------------------------------------------------------------------------------------------
 
+// localStorage, so the device stays paired after the tab is closed (the server keeps its token
+// across restarts too); it is per origin, and only this page's own scripts run on it (CSP).
 function loadToken() {
   const url = new URL(location.href);
   const fromUrl = url.searchParams.get('token');
   if (fromUrl) {
-    try { sessionStorage.setItem(TOKEN_KEY, fromUrl); } catch { /* private mode: keep in memory */ }
+    try { localStorage.setItem(TOKEN_KEY, fromUrl); } catch { /* private mode: keep in memory */ }
     // Strip it so it doesn't end up in history, bookmarks or a screenshot.
     url.searchParams.delete('token');
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
     return fromUrl;
   }
-  try { return sessionStorage.getItem(TOKEN_KEY); } catch { return null; }
+  try { return localStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(TOKEN_KEY); } catch { return null; }
 }
 const token = loadToken();
 
@@ -194,6 +207,7 @@ function offerErrorNotice(err) {
     return serverUnreachableNotice(err);
   }
   if (err.status === 401 || err.status === 403) {
+    setPairing('not-paired');
     return { kind: 'auth', title: `Not paired with this server (HTTP ${err.status})`,
       detail: `${err.detail ? `${err.detail}\n` : ''}Open the pairing link the server shows (it ends in ?token=…) on this device, then tap Start again.` };
   }
@@ -253,6 +267,11 @@ function resetConversation() {
   jv.transcript = [];
   jv.latencies = [];
   jv.lastLatencyMs = null;
+  jv.serverLatencies = [];
+  jv.lastServerLatency = null;
+  jv.botAudioStarts = [];
+  jv.botPeakDb = null;
+  el.breakdown.hidden = true;
   jv.rtviCounts = {};
   jv.botReady = false;
   jv.error = null;
@@ -415,6 +434,7 @@ async function start() {
   s.micTrack = s.stream.getAudioTracks()[0];
   if (!s.micTrack) return fail(s, micErrorNotice({ name: 'NotFoundError' }));
   s.micTrack.enabled = !jv.muted;
+  try { jv.micSettings = s.micTrack.getSettings(); } catch { jv.micSettings = null; }
   s.micTrack.addEventListener('ended', () => {
     if (session === s) fail(s, { kind: 'mic-lost', title: 'The microphone stopped', detail: 'It was unplugged or taken by another app. Tap Start to try again.' });
   });
@@ -686,6 +706,85 @@ function handleDataMessage(s, data) {
     return;
   }
   if (msg.label === 'rtvi-ai') handleRtvi(s, msg);
+  else if (msg.label === 'jetvoice' && msg.type === 'latency') onServerLatency(msg.data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pairing indicator and the server's latency breakdown
+// ---------------------------------------------------------------------------------------------
+
+const PAIRING_TEXT = {
+  unknown: 'pairing…',
+  paired: 'paired',
+  local: 'this machine',
+  'not-paired': 'not paired',
+};
+const PAIRING_TITLE = {
+  unknown: 'Checking the pairing with this server',
+  paired: 'This device holds the server\'s pairing token',
+  local: 'Opened on the server itself: no pairing token needed',
+  'not-paired': 'This device has no valid pairing token: open the pairing link the server shows',
+};
+
+function setPairing(state) {
+  jv.pairing = state;
+  el.pair.dataset.pairing = state;
+  el.pair.textContent = PAIRING_TEXT[state];
+  el.pair.title = PAIRING_TITLE[state];
+}
+
+async function checkPairing() {
+  try {
+    const res = await api('api/pairing', { timeoutMs: 5000 });
+    const body = await res.json().catch(() => ({}));
+    setPairing(body && body.paired ? 'paired' : 'local');
+  } catch (e) {
+    if (e.kind === 'http' && (e.status === 401 || e.status === 403)) {
+      setPairing('not-paired');
+      showNotice({ kind: 'auth', level: 'warn', title: 'Not paired with this server',
+        detail: `${e.detail ? `${e.detail}\n` : ''}Open the pairing link the server shows (it ends in ?token=…) on this device.` });
+    } else {
+      setPairing('unknown');
+    }
+  }
+}
+
+const MAX_BREAKDOWN_PARTS = 6;
+
+// {total_ms, contributions: [{label, ms, ...}], ...} from the server, one per turn.
+function onServerLatency(data) {
+  if (!data || typeof data.total_ms !== 'number') return;
+  jv.serverLatencies.push(data);
+  jv.lastServerLatency = data;
+  const parts = (Array.isArray(data.contributions) ? data.contributions : [])
+    .filter((c) => c && typeof c.ms === 'number' && c.ms > 0)
+    .map((c) => ({ label: String(c.label || c.key || '?'), ms: c.ms }));
+  // Merge repeated labels (a turn can have several "speech synthesis" stretches), keep the order.
+  const merged = [];
+  for (const p of parts) {
+    const same = merged.find((m) => m.label === p.label);
+    if (same) same.ms += p.ms; else merged.push({ ...p });
+  }
+  const shown = merged.slice(0, MAX_BREAKDOWN_PARTS);
+  const rest = merged.slice(MAX_BREAKDOWN_PARTS).reduce((sum, p) => sum + p.ms, 0);
+  if (rest > 0) shown.push({ label: 'other', ms: rest });
+  const sum = shown.reduce((acc, p) => acc + p.ms, 0) || 1;
+  el.breakdownTotal.textContent = `${Math.round(data.total_ms)} ms`;
+  el.breakdownBar.replaceChildren(...shown.map((p, i) => {
+    const span = document.createElement('span');
+    span.className = `seg-${i % 6}`;
+    span.style.width = `${(100 * p.ms) / sum}%`;
+    span.title = `${p.label}: ${Math.round(p.ms)} ms`;
+    return span;
+  }));
+  el.breakdownList.replaceChildren(...shown.map((p, i) => {
+    const li = document.createElement('li');
+    const swatch = document.createElement('i');
+    swatch.className = `seg-${i % 6}`;
+    li.append(swatch, `${p.label} ${Math.round(p.ms)} ms`);
+    return li;
+  }));
+  el.breakdown.hidden = false;
 }
 
 function handleRtvi(s, msg) {
@@ -838,6 +937,7 @@ function startLevelLoop(s) {
     if (s.bot) {
       const db = levelDb(s.bot);
       jv.botLevelDb = Math.round(db);
+      if (jv.botPeakDb === null || db > jv.botPeakDb) jv.botPeakDb = Math.round(db);
       updateBotAudio(s, db, now);
     }
   }, LEVEL_TICK_MS);
@@ -896,6 +996,7 @@ function updateBotAudio(s, db, now) {
 
 // First audible bot sound after the user stopped: that gap is the voice-to-voice latency.
 function onBotAudioStart(s, now) {
+  jv.botAudioStarts.push(Date.now());
   const v = s.vad;
   // A reply can start before the silence hold has confirmed the end of the utterance.
   const endAt = s.turnEndAt !== null ? s.turnEndAt : (v.speaking && v.belowSince !== null ? v.belowSince : null);
@@ -986,18 +1087,17 @@ el.mute.addEventListener('click', () => setMuted(!jv.muted));
 // Leaving the page: close the call so the server frees the session now, not after a timeout.
 window.addEventListener('pagehide', () => { if (session) hangUp(); });
 
-// On load: explain up front what cannot work, and check the server is there.
+// On load: explain up front what cannot work, check the server is there and that this device
+// is paired with it.
+setPairing('unknown');
 if (checkEnvironment()) {
   api('health', { timeoutMs: 5000 })
     .then(() => { serverOk = true; render(); })
     .catch((e) => {
-      if (e.kind === 'http' && (e.status === 401 || e.status === 403)) {
-        showNotice({ kind: 'auth', level: 'warn', title: 'Not paired with this server',
-          detail: 'Open the pairing link the server shows (it ends in ?token=…) on this device.' });
-      } else if (e.kind !== 'http') {
-        showNotice({ ...serverUnreachableNotice(e), level: 'warn' });
-      }
+      // 503 while the models load is fine: the server is there.
+      if (e.kind !== 'http') showNotice({ ...serverUnreachableNotice(e), level: 'warn' });
     });
+  checkPairing();
 } else {
   el.talk.disabled = true;
 }

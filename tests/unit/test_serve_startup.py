@@ -1,0 +1,125 @@
+"""`jetvoice serve` start-up checks: no plain HTTP off loopback, TLS flags, the server config.
+
+Nothing here binds a socket: the refusal happens before the server (or any model) starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import build_parser, main
+from pipeline.lan_addresses import LocalNames
+from pipeline.pairing import token_path
+from pipeline.profiles import (
+    InsecureBindError,
+    build_server_config,
+    check_bind_security,
+    public_urls,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = LocalNames(
+    hostname="box",
+    lan_addresses=(ipaddress.ip_address("192.168.1.23"), ipaddress.ip_address("fd00::23")),
+)
+
+
+def _serve_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["serve", *argv])
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.23", "box.local"])
+def test_plain_http_off_loopback_is_refused(host: str) -> None:
+    with pytest.raises(InsecureBindError) as refused:
+        check_bind_security(host, tls=False)
+    message = str(refused.value)
+    assert "jetvoice certs" in message and "--tls" in message
+    check_bind_security(host, tls=True)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_plain_http_on_loopback_is_fine(host: str) -> None:
+    check_bind_security(host, tls=False)
+
+
+def test_cli_exits_2_with_the_fix_in_the_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["serve", "--host", "0.0.0.0", "--state-dir", str(tmp_path / "state")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "refusing to serve plain HTTP on 0.0.0.0" in err
+    assert "jetvoice certs" in err and "--tls" in err
+    # Refused before anything was written: no token, no certificate.
+    assert not (tmp_path / "state").exists()
+
+
+def test_console_script_exits_2(tmp_path: Path) -> None:
+    env = {**os.environ, "JETVOICE_STATE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "refusing to serve plain HTTP on 0.0.0.0" in result.stderr
+    assert "jetvoice certs" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--certfile", "a.crt"], "--certfile and --keyfile go together"),
+        (["--tls", "--certfile", "a.crt", "--keyfile", "a.key"], "--tls uses jetvoice's own"),
+        (["--max-sessions", "0"], "--max-sessions must be at least 1"),
+    ],
+)
+def test_bad_tls_flags(tmp_path: Path, argv: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_server_config(_serve_args(*argv), tmp_path, NAMES)
+
+
+def test_lan_server_with_tls(tmp_path: Path) -> None:
+    server, report = build_server_config(
+        _serve_args("--host", "0.0.0.0", "--tls", "--port", "9443"), tmp_path, NAMES
+    )
+    assert report is not None and report.ca_created
+    assert server.tls_certfile == report.paths.server_cert
+    assert server.tls_ca_certfile == report.paths.ca_cert
+    assert server.require_token
+    assert server.pairing_token == token_path(tmp_path).read_text().strip()
+    # 0.0.0.0 is IPv4 only: no IPv6 URL.
+    assert server.public_urls == ("https://192.168.1.23:9443/", "https://box.local:9443/")
+    assert server.pairing_token not in repr(server)
+
+
+def test_loopback_server_token_is_optional_unless_required(tmp_path: Path) -> None:
+    server, report = build_server_config(_serve_args(), tmp_path, NAMES)
+    assert report is None and not server.require_token and server.pairing_token
+    assert server.public_urls == ("http://127.0.0.1:8430/",)
+    required, _ = build_server_config(_serve_args("--require-token"), tmp_path, NAMES)
+    assert required.require_token
+    assert required.pairing_token == server.pairing_token  # persisted
+    rotated, _ = build_server_config(_serve_args("--new-token"), tmp_path, NAMES)
+    assert rotated.pairing_token != server.pairing_token
+
+
+def test_public_urls() -> None:
+    assert public_urls("::", 1, "https", NAMES) == (
+        "https://192.168.1.23:1/",
+        "https://[fd00::23]:1/",
+        "https://box.local:1/",
+    )
+    assert public_urls("192.168.1.23", 1, "https", NAMES) == ("https://192.168.1.23:1/",)
+    assert public_urls("0.0.0.0", 1, "https", LocalNames("box", ())) == ("https://box.local:1/",)
