@@ -8,16 +8,10 @@ pieces can be whole sentences, because they synthesize while the earlier ones pl
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from pipecat.frames.frames import (
-    Frame,
-    InterruptionFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
-    LLMTextFrame,
-)
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.utils.text.base_text_aggregator import Aggregation, BaseTextAggregator, TextType
 
 _SENTENCE_END = ".!?"
 _CLAUSE_END = ",;:—–"
@@ -42,6 +36,11 @@ class ClauseSplitter:
         self._policy = policy or ChunkPolicy()
         self._buffer = ""
         self._first = True
+
+    @property
+    def pending(self) -> str:
+        """Text received and not yet released."""
+        return self._buffer
 
     def reset(self) -> None:
         """A new response: the next piece is a first piece again."""
@@ -95,24 +94,36 @@ def _is_abbreviation(token: str) -> bool:
     return "." in core or (len(core) == 1 and core.isalpha() and core.isupper())
 
 
-class ClauseChunker(FrameProcessor):
-    """Re-chunks ``LLMTextFrame`` text into speakable pieces for a token-mode TTS service."""
+class ClauseTextAggregator(BaseTextAggregator):
+    """A TTS text aggregator that releases clauses (see :class:`ClauseSplitter`), not sentences.
+
+    It sits inside the TTS service, so the LLM's text frames reach every observer (the page's
+    live transcript, the context) exactly once, as the LLM produced them.
+    """
 
     def __init__(self, policy: ChunkPolicy | None = None) -> None:
-        super().__init__()
+        super().__init__(aggregation_type=TextType.SENTENCE)
         self._splitter = ClauseSplitter(policy)
 
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Buffer LLM text and release it a clause at a time."""
-        await super().process_frame(frame, direction)
-        if isinstance(frame, LLMFullResponseStartFrame | InterruptionFrame):
-            self._splitter.reset()
-        elif isinstance(frame, LLMTextFrame):
-            for piece in self._splitter.feed(frame.text):
-                await self.push_frame(LLMTextFrame(piece + " "), direction)
-            return
-        elif isinstance(frame, LLMFullResponseEndFrame):
-            rest = self._splitter.flush()
-            if rest:
-                await self.push_frame(LLMTextFrame(rest + " "), direction)
-        await self.push_frame(frame, direction)
+    @property
+    def text(self) -> Aggregation:
+        """What is buffered and not yet spoken."""
+        return Aggregation(text=self._splitter.pending.strip(), type=TextType.SENTENCE)
+
+    async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
+        """Yield each piece that can be spoken now."""
+        for piece in self._splitter.feed(text):
+            yield Aggregation(text=piece, type=TextType.SENTENCE)
+
+    async def flush(self) -> Aggregation | None:
+        """End of the response: whatever is left."""
+        rest = self._splitter.flush()
+        return Aggregation(text=rest, type=TextType.SENTENCE) if rest else None
+
+    async def handle_interruption(self) -> None:
+        """The user barged in: drop what was not spoken."""
+        self._splitter.reset()
+
+    async def reset(self) -> None:
+        """Back to the state of a new response."""
+        self._splitter.reset()

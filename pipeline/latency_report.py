@@ -17,6 +17,7 @@ from pipecat.frames.frames import (
     MetricsFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
+    TTSStartedFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -32,7 +33,6 @@ from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-from pipeline.clause_chunker import ClauseChunker
 from pipeline.metrics import Metrics
 
 MESSAGE_LABEL = "jetvoice"
@@ -173,7 +173,9 @@ class TurnTimeline(BaseObserver):
             self.transcript = f"{self.transcript} {frame.text}" if self.transcript else frame.text
         elif isinstance(frame, LLMTextFrame) and isinstance(data.source, LLMService):
             self._first("llm_first_token")
-        elif isinstance(frame, LLMTextFrame) and isinstance(data.source, ClauseChunker):
+        elif isinstance(frame, TTSStartedFrame) and isinstance(data.source, TTSService):
+            # The TTS starts an utterance once its aggregator released the first speakable
+            # piece: a clause here, a whole sentence in pipecat's stock TTS.
             self._first("llm_first_clause")
         elif isinstance(frame, TTSAudioRawFrame) and isinstance(data.source, TTSService):
             self._first("tts_first_audio")

@@ -31,7 +31,6 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from pipeline.clause_chunker import ClauseChunker
 from pipeline.fallback import FailureResponder
 from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
@@ -102,7 +101,6 @@ def build_worker(
         aggregators.user(),
         create_llm_service(config.llm, runtime.llm_endpoint),
         ThinkFilter(),
-        ClauseChunker(),
         KokoroTTSService(runtime.kokoro),
         transport.output(),
         aggregators.assistant(),

@@ -19,6 +19,7 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TextAggregationMode, TTSService
 
+from pipeline.clause_chunker import ClauseTextAggregator
 from pipeline.config import TTSConfig
 
 KOKORO_SAMPLE_RATE = 24000
@@ -99,13 +100,13 @@ class KokoroEngine:
 class KokoroTTSService(TTSService):
     """Per-session TTS service streaming audio from the shared :class:`KokoroEngine`.
 
-    Text arrives already cut into clauses by ``ClauseChunker``, so each text frame is spoken
-    as it comes (token mode) instead of waiting for pipecat's sentence aggregation.
+    The LLM's text is cut into clauses rather than pipecat's sentences, so the first audio
+    waits for a few words.
     """
 
     def __init__(self, engine: KokoroEngine, **kwargs: Any) -> None:
         super().__init__(
-            text_aggregation_mode=TextAggregationMode.TOKEN,
+            text_aggregation_mode=TextAggregationMode.SENTENCE,
             sample_rate=engine.config.sample_rate,
             push_start_frame=True,
             push_stop_frames=True,
@@ -113,6 +114,9 @@ class KokoroTTSService(TTSService):
             **kwargs,
         )
         self._engine = engine
+        # pipecat 1.14 has no constructor argument for the aggregator; replacing its
+        # sentence aggregator is the one change needed to speak clause by clause.
+        self._text_aggregator = ClauseTextAggregator()  # type: ignore[assignment]
 
     def can_generate_metrics(self) -> bool:
         """TTFB (time to first audio) feeds the latency breakdown."""

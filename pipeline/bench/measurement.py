@@ -21,11 +21,12 @@ from typing import Any
 
 OVERHEAD_DEFINITION = (
     "overhead = client voice-to-voice - (VAD stop window + STT + end-of-turn wait beyond STT "
-    "+ LLM time to first clause + TTS time to first audio), i.e. what the loop adds on top of "
-    "the model compute on the critical path: the server's hand-off from first synthesized audio "
-    "to the bot speaking, and transport to the client. Without a clause chunker (the stock "
-    "pipeline) the LLM stage ends at the first token and the TTS stage, from there, includes "
-    "the stock TTS's sentence aggregation."
+    "+ LLM time to the first speakable piece + TTS time to first audio), i.e. what the loop "
+    "adds on top of the model compute on the critical path: the server's hand-off from first "
+    "synthesized audio to the bot speaking, and transport to the client. The first speakable "
+    "piece is a clause in the tuned pipeline and a whole sentence in the stock one (the moment "
+    "its TTS starts an utterance); a server that does not report it falls back to the first "
+    "token, the TTS stage then including the sentence aggregation."
 )
 
 # (key, label) of the table rows, in order; every key is a field of `Stages`.

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
-from pipecat.tests.utils import run_test
 
-from pipeline.clause_chunker import ChunkPolicy, ClauseChunker, ClauseSplitter
+from pipeline.clause_chunker import ChunkPolicy, ClauseSplitter, ClauseTextAggregator
 
 ANSWER = (
     "Sure, the weather in Paris is usually mild in spring. Temperatures are around 15.5 degrees, "
@@ -46,20 +44,23 @@ def test_sentence_end_always_cuts() -> None:
 
 
 @pytest.mark.asyncio
-async def test_processor_emits_pieces_and_flushes_at_response_end() -> None:
-    tokens = ["Hello", " there,", " my", " friend", ". How", " are", " you"]
-    frames = [LLMFullResponseStartFrame(), *(LLMTextFrame(t) for t in tokens)]
-    frames.append(LLMFullResponseEndFrame())
-    received, _ = await run_test(
-        ClauseChunker(),
-        frames_to_send=frames,
-        expected_down_frames=[
-            LLMFullResponseStartFrame,
-            LLMTextFrame,
-            LLMTextFrame,
-            LLMTextFrame,
-            LLMFullResponseEndFrame,
-        ],
-    )
-    texts = [f.text.strip() for f in received if isinstance(f, LLMTextFrame)]
-    assert texts == ["Hello there,", "my friend.", "How are you"]
+async def test_aggregator_releases_pieces_and_flushes_at_response_end() -> None:
+    aggregator = ClauseTextAggregator()
+    pieces: list[str] = []
+    for token in ["Hello", " there,", " my", " friend", ". How", " are", " you"]:
+        pieces += [a.text async for a in aggregator.aggregate(token)]
+    assert pieces == ["Hello there,", "my friend."]
+    assert aggregator.text.text == "How are you"
+    rest = await aggregator.flush()
+    assert rest is not None and rest.text == "How are you"
+    assert await aggregator.flush() is None
+
+
+@pytest.mark.asyncio
+async def test_interruption_drops_unspoken_text_and_restarts_short() -> None:
+    aggregator = ClauseTextAggregator()
+    _ = [a async for a in aggregator.aggregate("Well, that is a long")]
+    await aggregator.handle_interruption()
+    assert aggregator.text.text == ""
+    first = [a.text async for a in aggregator.aggregate("One two three four five six seven ")]
+    assert first[0] == "One two three four five"
