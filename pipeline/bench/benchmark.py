@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from models.paths import profile_paths
+from models.paths import ProfilePaths, profile_paths
 from models.store import ModelStore, ModelUnavailableError, default_models_dir
 from pipeline.bench.cli import BenchConfig
 from pipeline.bench.corpus import (
@@ -22,8 +22,10 @@ from pipeline.bench.corpus import (
 from pipeline.bench.driver import DriverConfig
 from pipeline.bench.environment import collect_environment, model_sha256
 from pipeline.bench.plot import write_plot
+from pipeline.bench.prefix_cache import PrefixCacheResult, run_probe
 from pipeline.bench.report import build_json, format_report, summarize_run, write_json
 from pipeline.bench.runner import VariantRun, run_server_url, run_started_server
+from pipeline.config import LLMConfig
 
 
 class BenchError(RuntimeError):
@@ -46,6 +48,22 @@ def kokoro_synthesizer(model_path: os.PathLike[str], voices_path: os.PathLike[st
         return engine.synthesize(text, voice=voice)
 
     return synthesize
+
+
+def _prefix_cache_probe(
+    paths: ProfilePaths, progress: Callable[[str], None]
+) -> PrefixCacheResult | None:
+    """TTFT with and without the cached system prompt, on a server like the agent's own."""
+    if paths.device == "cuda":
+        config = LLMConfig(server="vllm", model_path=paths.llm_path)
+    else:
+        config = LLMConfig(server="llamacpp", model_path=paths.llm_path)
+    progress("prefix cache: timing the LLM's first token with and without the cached prompt")
+    try:
+        return run_probe(config)
+    except Exception as error:  # noqa: BLE001 - the probe is a side measurement; report, go on
+        progress(f"prefix cache probe failed: {error}")
+        return None
 
 
 def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
@@ -96,6 +114,7 @@ def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
             )
 
     summaries = [summarize_run(r) for r in runs]
+    prefix = _prefix_cache_probe(paths, progress) if config.prefix_cache else None
     settings = {
         **{
             k: (str(v) if not isinstance(v, int | float | bool | type(None) | tuple) else v)
@@ -111,8 +130,16 @@ def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
         },
     }
     document = build_json(summaries, environment, settings)
+    if prefix is not None:
+        document["prefix_cache"] = prefix.as_json()
     write_json(document, config.json_path)
     write_plot(runs, config.plot_path)
     print(format_report(summaries, environment))
+    if prefix is not None:
+        print(
+            f"\nLLM time to first token, system prompt prefix cached: p50 "
+            f"{prefix.cached_p50:.0f} ms; uncached: p50 {prefix.uncached_p50:.0f} ms "
+            f"({len(prefix.cached_ms)} requests each)"
+        )
     print(f"\nJSON: {config.json_path}\nplot: {config.plot_path}")
     return 0 if all(s.measured for s in summaries) else 1

@@ -33,6 +33,7 @@ class BenchConfig:
     json_path: Path = DEFAULT_OUT_DIR / "bench.json"
     plot_path: Path = DEFAULT_OUT_DIR / "bench.png"
     serve_args: tuple[str, ...] = field(default_factory=tuple)
+    prefix_cache: bool = True
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -133,6 +134,11 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         help="where model weights live (default: models/weights)",
     )
     bench.add_argument(
+        "--no-prefix-cache",
+        action="store_true",
+        help="skip the LLM time-to-first-token probe with and without the cached prompt prefix",
+    )
+    bench.add_argument(
         "--serve-arg",
         action="append",
         default=[],
@@ -183,6 +189,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         json_path=json_path,
         plot_path=args.plot or json_path.with_suffix(".png"),
         serve_args=tuple(serve_args),
+        prefix_cache=not args.no_prefix_cache and args.server_url is None,
     )
 
 
