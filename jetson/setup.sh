@@ -3,7 +3,7 @@
 # GPU builds of onnxruntime and CTranslate2, the models, the vLLM container, systemd units and the
 # power mode. Idempotent: every step checks first and skips what is already done. --dry-run
 # prints what it would do and changes nothing (it also runs on a non-Jetson, for review and CI).
-# Written from public sources (shared/JETSON.md); NOT run on a device by this project yet.
+# Written from public sources (NVIDIA Jetson AI Lab, jetson-containers); NOT run on a device by this project yet.
 #
 #   sudo jetson/setup.sh --profile orin-nx [--models-archive FILE] [--vllm-image-tar FILE]
 #        [--wheelhouse DIR] [--ctranslate2-wheel FILE | --build-ctranslate2] [--user NAME]
