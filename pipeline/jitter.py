@@ -1,9 +1,10 @@
 """A shorter audio jitter buffer for aiortc receivers.
 
-aiortc holds 4 audio packets (80 ms of Opus) before it releases the first one. On a home LAN
-the jitter is a few milliseconds, so that prefetch is pure latency: it delays the end of the
-user's speech on its way to the VAD. Two packets (40 ms) still absorb Wi-Fi hiccups; later
-packets that arrive out of order are reordered by the buffer as before.
+aiortc holds 4 audio packets (80 ms of Opus) before it releases one. The server's receiver has
+no playout clock to protect (its audio goes to the VAD, not a speaker), so that prefetch is
+pure latency on the end of the user's speech. With a prefetch of one, a packet is released when
+the next one arrives (20 ms): aiortc's buffer still walks packets in sequence order, so
+reordered packets are put back in order and a lost one is handled exactly as before.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer
 
-DEFAULT_AUDIO_PREFETCH_PACKETS = 2
+DEFAULT_AUDIO_PREFETCH_PACKETS = 1
 _AUDIO_CAPACITY = 16  # aiortc's own capacity for audio (must be a power of two)
 
 

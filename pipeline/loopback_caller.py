@@ -75,8 +75,9 @@ class CallerConfig:
     close_timeout_s: float = 5.0
     """Bound on closing the peer connection."""
     jitter_prefetch_packets: int = DEFAULT_AUDIO_PREFETCH_PACKETS
-    """Audio packets buffered before playout; a browser on a quiet LAN holds about two
-    (aiortc's default four would add 40 ms to every measured latency)."""
+    """Audio packets buffered before a received frame is released. One (20 ms) is the least
+    aiortc can do and about what a browser's adaptive buffer settles to on a quiet LAN;
+    aiortc's default four would add 60 ms to every measured latency."""
 
 
 class LoopbackCaller:
