@@ -36,6 +36,11 @@ certs *ARGS: setup
 test: setup lint check-jetson browser-deps
     uv run --no-sync pytest --ignore=tests/jetson
 
+# Soak (opt-in, ~30 min on 2 cores): 200 real calls against one agent; fails on an RSS slope
+# over 50 KB per session or a task count that does not return to baseline (artifacts/soak.json)
+soak *ARGS: setup
+    uv run --no-sync pytest --soak -s tests/soak {{ARGS}}
+
 # Playwright drives it; no browser is ever downloaded. Where it cannot be installed (no root or
 # sudo, no apt) this says so and the browser test skips.
 # Install Debian's Chromium for the browser test, if missing

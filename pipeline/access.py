@@ -179,15 +179,46 @@ def check_token(policy: AccessPolicy, scope: Scope) -> str:
     )
 
 
+def check_status_access(policy: AccessPolicy, scope: Scope) -> None:
+    """Health details and metrics: this machine's own requests, or a paired device's.
+
+    Raises:
+        PermissionError: neither, with the message to answer.
+    """
+    if client_is_loopback(scope):
+        return
+    token = presented_token(Headers(scope=scope))
+    if token is not None and policy.token is not None and token_matches(token, policy.token):
+        return
+    raise PermissionError("status details are for this machine and paired devices only")
+
+
+# What an offer refused by the guard counts as in the metrics.
+REFUSAL_REASONS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    408: "slow_body",
+    413: "body_too_large",
+    429: "rate_limited",
+}
+
+
 class AccessGuard:
     """ASGI middleware enforcing an :class:`AccessPolicy` (see the module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, policy: AccessPolicy, limiter: RateLimiter | None = None
+        self,
+        app: ASGIApp,
+        policy: AccessPolicy,
+        limiter: RateLimiter | None = None,
+        on_refusal: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_refusal`` is told the reason of every offer the guard refuses (for metrics)."""
         self.app = app
         self.policy = policy
         self.limiter = limiter or RateLimiter(policy.offer_burst, policy.offer_window_secs)
+        self.on_refusal = on_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the request; refuse it, or pass it on with its body already read."""
@@ -204,6 +235,8 @@ class AccessGuard:
                 f"refused {scope['method']} {scope['path']} from "
                 f"{client[0] if client else '?'}: {refusal.status} {refusal.detail}"
             )
+            if self.on_refusal is not None and is_offer_request(scope["method"], scope["path"]):
+                self.on_refusal(REFUSAL_REASONS.get(refusal.status, str(refusal.status)))
             response = JSONResponse(
                 {"detail": refusal.detail}, status_code=refusal.status, headers=refusal.headers
             )

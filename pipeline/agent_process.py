@@ -137,8 +137,8 @@ class AgentProcess:
             body: dict[str, object] = client.get(f"{self.base_url}/health").json()
             return body
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGINT (what Ctrl-C sends), then SIGKILL after ``timeout``. Idempotent.
+    def stop(self, timeout: float = 15.0, sig: signal.Signals = signal.SIGINT) -> int | None:
+        """SIGINT (what Ctrl-C sends; or ``sig``), then SIGKILL after ``timeout``. Idempotent.
 
         A temporary state directory goes with the agent.
         """
@@ -146,7 +146,7 @@ class AgentProcess:
         if process is None:
             return self.exit_code
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(sig)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -7,12 +7,19 @@ dataclasses.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import signal
 import sys
 from pathlib import Path
 
 from pipeline.bench.cli import add_bench_parser, run_bench
+from pipeline.history_cli import add_history_arguments, add_history_parser, run_history
 from pipeline.network_audit import install_from_environment as install_network_audit
 from pipeline.offline import enforce_offline_environment
+
+# `jetvoice serve` runs the event loop in asyncio debug mode with a 50 ms slow-callback log.
+ASYNCIO_DEBUG_ENV = "JETVOICE_ASYNCIO_DEBUG"
 
 
 def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,6 +91,7 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "--log-level", default="INFO", help="loguru level: DEBUG, INFO, WARNING (default: INFO)"
     )
     _add_access_arguments(serve)
+    add_history_arguments(serve)
 
 
 def _add_state_dir_argument(parser: argparse._ActionsContainer) -> None:
@@ -152,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_doctor_parser(subparsers)
     add_bench_parser(subparsers)
+    add_history_parser(subparsers)
     return parser
 
 
@@ -169,6 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         # The bind check runs first: nothing is written, logged or loaded for a refused start.
         server, cert_report = build_server_config(args, state_dir)
+        server = dataclasses.replace(server, asyncio_debug=os.environ.get(ASYNCIO_DEBUG_ENV) == "1")
         config = build_agent_config(args, store, server)
     except ModelUnavailableError as error:
         print(f"jetvoice: {error}", file=sys.stderr)
@@ -190,6 +200,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(banner, flush=True)
 
     app = create_app(AgentRuntime(config), on_ready=on_ready)
+    # A service manager (systemd, docker stop) sends SIGTERM: shut down exactly as on Ctrl-C.
+    # uvicorn handles both signals while it serves, then re-raises the one it caught; with
+    # Python's default SIGTERM action that would kill the process (exit -15) after the clean
+    # shutdown, so SIGTERM gets SIGINT's handler, which uvicorn.run absorbs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"jetvoice: loading models for profile '{config.profile}'…", file=sys.stderr, flush=True)
     certfile, keyfile = server.tls_certfile, server.tls_keyfile
     uvicorn.run(
@@ -233,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         return _certs(args)
     if args.command == "bench":
         return run_bench(args)
+    if args.command == "history":
+        return run_history(args)
     if args.command == "doctor":
         from pipeline.doctor import run_doctor
 

@@ -25,6 +25,8 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 DEFAULT_GREETING = "Hi, I'm Jet. How can I help?"
+# Spoken instead of the greeting when a session resumes the previous conversation.
+DEFAULT_RESUME_GREETING = "Welcome back. Where were we?"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class STTConfig:
     # Measured time from the end of a segment to its transcript; tells the turn strategy how
     # long to wait for the transcript instead of pipecat's 1 s default.
     ttfs_p99_secs: float = 0.8
+    # Longest a turn's transcription may take before it is given up (the user hears the STT
+    # apology); tiny.en decodes a long turn in about a second on two busy cores.
+    timeout_secs: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class TTSConfig:
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     # onnxruntime intra-op threads for Kokoro; 0 lets onnxruntime choose (one per core).
     threads: int = 0
+    # Longest one synthesized batch (up to 510 phonemes) may take before the utterance is
+    # given up with an error.
+    timeout_secs: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -120,11 +128,50 @@ class ServerConfig:
     body_timeout_secs: float = 10.0
     # The addresses to print and encode in the pairing QR code (the LAN URLs a phone opens).
     public_urls: tuple[str, ...] = ()
+    # A connected peer that sent neither a data-channel ping nor an audio packet for this long
+    # is gone (tab killed, Wi-Fi lost) and its session ends. Browsers ping every second and send
+    # audio (silence when muted) 50 times a second; aiortc alone notices only after its ICE
+    # consent checks fail, 25-35 s later.
+    peer_timeout_secs: float = 10.0
+    # A peer that was answered but never connected (no ping, no audio) is given up after this.
+    connect_timeout_secs: float = 30.0
+    # asyncio debug mode with a 50 ms slow-callback log (JETVOICE_ASYNCIO_DEBUG=1), to prove
+    # that no inference runs on the event loop.
+    asyncio_debug: bool = False
 
     @property
     def scheme(self) -> str:
         """``https`` when a certificate is configured."""
         return "https" if self.tls_certfile else "http"
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """The conversation history (SQLite in the state directory); off stores nothing at all."""
+
+    enabled: bool = True
+    path: Path | None = None
+    retention_days: float = 30.0
+    # A new session starts with the last conversation's turns in its LLM context.
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class ContextWindowConfig:
+    """The rolling context window: the last turns verbatim, older ones in a short summary."""
+
+    keep_turns: int = 6
+    # Fold only once this many turns beyond ``keep_turns`` piled up: between folds the prompt's
+    # prefix stays the same and the server reuses its cache for all but the newest turn.
+    fold_every: int = 3
+    # "llm" asks the model for a summary; "digest" keeps a plain-text digest instead. A llama.cpp
+    # server answers one request at a time, so on a CPU a summary request would make the next
+    # turn wait behind it: the CPU profile uses the digest.
+    summarizer: Literal["llm", "digest"] = "llm"
+    summary_max_tokens: int = 80
+    summary_timeout_secs: float = 8.0
+    # The summary (or, when the LLM fails, the plain-text digest) is cut to this many characters.
+    digest_chars: int = 600
 
 
 @dataclass(frozen=True)
@@ -141,3 +188,6 @@ class AgentConfig:
     noise_filter: bool = True
     warmup: bool = True
     variant: PipelineVariant = "tuned"
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    context_window: ContextWindowConfig = field(default_factory=ContextWindowConfig)
+    resume_greeting: str = DEFAULT_RESUME_GREETING

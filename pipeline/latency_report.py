@@ -8,6 +8,7 @@ benchmark records them next to its client-side voice-to-voice figure.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -199,8 +200,11 @@ class LatencyReport:
         metrics: Metrics | None = None,
         *,
         stop_secs: float = 0.2,
+        on_report: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        """``on_report`` also receives each turn's message data (the conversation history)."""
         self._connection = connection
+        self._on_report = on_report
         self._stop_secs = stop_secs
         self._metrics = metrics
         self._session_id = session_id
@@ -230,4 +234,6 @@ class LatencyReport:
             stages = {c.key: c.duration_secs for c in breakdown.contributions}
             stages["total"] = data["total_ms"] / 1000
             self._metrics.turn(stages, fallback=data["fallback"])
+        if self._on_report is not None:
+            self._on_report(data)
         self._connection.send_app_message(message)

@@ -89,8 +89,14 @@ class LoopbackCaller:
         *,
         headers: dict[str, str] | None = None,
         config: CallerConfig | None = None,
+        resume_pc_id: str | None = None,
     ) -> None:
-        """Prepare a call to `base_url` (e.g. "http://127.0.0.1:7860"); nothing connects yet."""
+        """Prepare a call to `base_url` (e.g. "http://127.0.0.1:7860"); nothing connects yet.
+
+        With `resume_pc_id` the offer names an earlier call's peer and asks for a restart
+        (`restart_pc`), as pipecat's browser client does when it reconnects: the server keeps
+        that session and gives it this new peer connection.
+        """
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self._config = config or CallerConfig()
@@ -107,8 +113,11 @@ class LoopbackCaller:
         self._channel_open = asyncio.Event()
         self._bot_up = asyncio.Event()
         self._closed = False
+        self._resume_pc_id = resume_pc_id
         self.pc_id: str | None = None
         self.answer_sdp: str | None = None
+        # (arrival time, samples, sample rate) of every bot audio frame, for pacing checks.
+        self.frame_arrivals: list[tuple[float, int, int]] = []
         self.connect_duration_s: float | None = None
         self._connect_started = 0.0
 
@@ -179,6 +188,23 @@ class LoopbackCaller:
                 self._connected.exception()  # mark a failure nobody awaited as retrieved
         if self._http is not None:
             await self._http.aclose()
+
+    async def vanish(self) -> None:
+        """Disappear as a killed tab or a dropped Wi-Fi does: no goodbye of any kind.
+
+        The ICE transport (which, bundled, carries audio, RTCP and the data channel) is closed
+        without a DTLS close_notify or an SCTP abort, so the server simply stops hearing from
+        this peer: no more pings, audio or consent answers. `close()` still frees this side.
+        """
+        if self._pc is None:
+            raise RuntimeError("not connected")
+        for task in self._tasks:
+            if task.get_name() == "caller-ping":
+                task.cancel()
+        sctp = self._pc.sctp
+        if sctp is None:
+            raise RuntimeError("no data channel transport to close")
+        await asyncio.wait_for(sctp.transport.transport.stop(), self._config.close_timeout_s)
 
     # -- speaking -------------------------------------------------------------------------
 
@@ -349,7 +375,8 @@ class LoopbackCaller:
 
     async def _post_offer(self, sdp: str) -> str:
         assert self._http is not None
-        body = {"sdp": sdp, "type": "offer", "pc_id": None, "restart_pc": False}
+        resume = self._resume_pc_id
+        body = {"sdp": sdp, "type": "offer", "pc_id": resume, "restart_pc": resume is not None}
         response = await self._http.post(self._offer_url, json=body)
         answer = parse_answer(response.status_code, response.text)
         self.pc_id = answer["pc_id"]
@@ -420,5 +447,7 @@ class LoopbackCaller:
             except MediaStreamError:
                 return
             if isinstance(frame, av.AudioFrame):
-                self.recorder.add_frame(frame, time.monotonic())
+                arrival = time.monotonic()
+                self.frame_arrivals.append((arrival, frame.samples, frame.sample_rate))
+                self.recorder.add_frame(frame, arrival)
                 self._bot_up.set()

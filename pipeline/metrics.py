@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Seconds; spans a GPU turn (a few hundred ms) to a slow CPU turn with the silence fallback.
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0)
@@ -125,3 +129,34 @@ class Metrics:
             for stage, histogram in sorted(self.stages.items()):
                 lines += histogram.lines("jetvoice_stage_seconds", f'stage="{stage}"')
         return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """One sample read at scrape time (a gauge, or a counter kept elsewhere)."""
+
+    name: str
+    help: str
+    value: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    kind: Literal["gauge", "counter"] = "gauge"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_gauges(gauges: Iterable[Gauge]) -> str:
+    """Samples in the text exposition format, HELP and TYPE once per metric name."""
+    lines: list[str] = []
+    described: set[str] = set()
+    for gauge in gauges:
+        if gauge.name not in described:
+            described.add(gauge.name)
+            lines.append(f"# HELP {gauge.name} {gauge.help}")
+            lines.append(f"# TYPE {gauge.name} {gauge.kind}")
+        labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(gauge.labels.items()))
+        selector = f"{{{labels}}}" if labels else ""
+        value = int(gauge.value) if float(gauge.value).is_integer() else gauge.value
+        lines.append(f"{gauge.name}{selector} {value}")
+    return "\n".join(lines) + "\n" if lines else ""

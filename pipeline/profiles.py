@@ -9,15 +9,17 @@ from pathlib import Path
 
 from models.paths import profile_paths
 from models.store import ModelStore
-from pipeline.certs import CertReport, ensure_certificates
+from pipeline.certs import CertReport, default_state_dir, ensure_certificates
 from pipeline.config import (
     AgentConfig,
+    ContextWindowConfig,
     LLMConfig,
     LLMServerKind,
     ServerConfig,
     STTConfig,
     TTSConfig,
 )
+from pipeline.history_cli import history_config
 from pipeline.lan_addresses import LocalNames, local_names, url_host
 from pipeline.pairing import load_or_create_token
 
@@ -186,4 +188,6 @@ def build_agent_config(
         noise_filter=not args.no_noise_filter,
         warmup=not args.no_warmup,
         variant=args.pipeline,
+        history=history_config(args, getattr(args, "state_dir", None) or default_state_dir()),
+        context_window=ContextWindowConfig(summarizer="digest" if server == "llamacpp" else "llm"),
     )

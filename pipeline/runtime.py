@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ import httpx
 from loguru import logger
 
 from pipeline.config import AgentConfig
+from pipeline.conversation_store import ConversationWriter
 from pipeline.metrics import Metrics
 from services.llm_server import LLMEndpoint, LLMServer
 from services.stt import WhisperEngine
@@ -41,6 +43,21 @@ class AgentRuntime:
         self.ready = False
         self._closed = False
         self._supervisor: asyncio.Task[None] | None = None
+        history = config.history
+        # With the history off nothing is opened or written: no file at all.
+        self.history: ConversationWriter | None = (
+            ConversationWriter(history.path, retention_days=history.retention_days)
+            if history.enabled and history.path is not None
+            else None
+        )
+        self._pruner: asyncio.Task[None] | None = None
+
+    def models_status(self) -> dict[str, dict[str, bool | int]]:
+        """Per in-process model: loaded yet, and how many times this process constructed one."""
+        return {
+            "whisper": {"loaded": self.whisper is not None, "loads": WhisperEngine.loads},
+            "kokoro": {"loaded": self.kokoro is not None, "loads": KokoroEngine.loads},
+        }
 
     @property
     def llm_endpoint(self) -> LLMEndpoint:
@@ -50,6 +67,10 @@ class AgentRuntime:
     async def start(self) -> None:
         """Load the models (off the event loop) while the LLM server starts, then warm up."""
         started = time.perf_counter()
+        if self.history is not None:
+            pruned = await self.history.open()
+            logger.info(f"Conversation history at {self.history.path} ({pruned} expired removed)")
+            self._pruner = asyncio.create_task(self._prune_daily(), name="history-pruner")
         llm_task = asyncio.create_task(self._start_llm())
         try:
             # Loading one model at a time keeps peak memory and core contention down while
@@ -87,8 +108,18 @@ class AgentRuntime:
     def _fixed_phrases(self) -> tuple[str, ...]:
         from pipeline.fallback import APOLOGIES
 
-        greeting = (self.config.greeting,) if self.config.greeting else ()
+        greetings = (self.config.greeting, self.config.resume_greeting)
+        greeting = tuple(g for g in greetings if g)
         return (*greeting, *APOLOGIES.values())
+
+    async def _prune_daily(self) -> None:
+        """Apply the history's retention period once a day while the server runs."""
+        while self.history is not None:
+            await asyncio.sleep(86400)
+            try:
+                await self.history.prune()
+            except (sqlite3.Error, RuntimeError) as error:
+                logger.warning(f"history pruning failed: {error!r}")
 
     async def _start_llm(self) -> None:
         started = time.perf_counter()
@@ -116,7 +147,7 @@ class AgentRuntime:
             response.raise_for_status()
 
     async def close(self) -> None:
-        """Stop the LLM server. Idempotent; the in-process models go with the process."""
+        """Stop the LLM server, then close the history. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -125,3 +156,8 @@ class AgentRuntime:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
+        if self._pruner is not None:
+            self._pruner.cancel()
+            await asyncio.gather(self._pruner, return_exceptions=True)
+        if self.history is not None:
+            await self.history.close()

@@ -1,8 +1,9 @@
 """One voice session: a fresh pipecat pipeline per WebRTC peer, over the shared runtime.
 
-browser -> SmallWebRTC in -> RNNoise -> (Silero VAD + Smart Turn v3 in the user aggregator)
--> Whisper -> LLM -> think filter -> Kokoro -> SmallWebRTC out. A pipeline is never reused:
-pipecat silently drops TTS when one is restarted for a second peer.
+browser -> SmallWebRTC in -> peer watchdog -> audio ingress (repairs malformed frames, RNNoise)
+-> Whisper + (Silero VAD + Smart Turn v3 in the user aggregator) -> LLM -> think filter
+-> empty-answer guard -> Kokoro -> SmallWebRTC out. A pipeline is never reused: pipecat silently
+drops TTS when one is restarted for a second peer.
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from pipeline.audio_ingress import AudioIngress
+from pipeline.config import AgentConfig
+from pipeline.conversation_keeper import ConversationKeeper
+from pipeline.empty_answer import EmptyAnswerGuard
 from pipeline.fallback import FailureResponder
 from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
+from pipeline.liveness import PeerWatchdog
 from pipeline.metrics import Metrics
 from pipeline.runtime import AgentRuntime
 from pipeline.think_filter import ThinkFilter
@@ -45,9 +51,14 @@ AUDIO_IN_SAMPLE_RATE = 16000
 
 
 def _transport(
-    connection: SmallWebRTCConnection, runtime: AgentRuntime, *, out_10ms_chunks: int
+    connection: SmallWebRTCConnection,
+    runtime: AgentRuntime,
+    *,
+    out_10ms_chunks: int,
+    noise_filter_in_transport: bool,
 ) -> SmallWebRTCTransport:
     config = runtime.config
+    in_transport = config.noise_filter and noise_filter_in_transport
     return SmallWebRTCTransport(
         webrtc_connection=connection,
         params=TransportParams(
@@ -55,9 +66,52 @@ def _transport(
             audio_out_enabled=True,
             audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
             audio_out_sample_rate=config.tts.sample_rate,
-            audio_in_filter=RNNoiseFilter() if config.noise_filter else None,
+            audio_in_filter=RNNoiseFilter() if in_transport else None,
             audio_out_10ms_chunks=out_10ms_chunks,
         ),
+    )
+
+
+def audio_ingress(config: AgentConfig) -> AudioIngress:
+    """The input audio gate, with RNNoise when the config asks for noise filtering."""
+    return AudioIngress(
+        AUDIO_IN_SAMPLE_RATE, noise_filter=RNNoiseFilter() if config.noise_filter else None
+    )
+
+
+def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
+    """A fresh context with its user aggregator running Silero VAD and Smart Turn v3."""
+    turn = config.turn
+    vad = SileroVADAnalyzer(
+        params=VADParams(
+            confidence=turn.vad_confidence,
+            start_secs=turn.vad_start_secs,
+            stop_secs=turn.vad_stop_secs,
+        )
+    )
+    smart_turn = LocalSmartTurnAnalyzerV3(
+        params=SmartTurnParams(stop_secs=turn.smart_turn_stop_secs)
+    )
+    return LLMContextAggregatorPair(
+        LLMContext(),
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=vad,
+            user_turn_strategies=UserTurnStrategies(
+                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=smart_turn)]
+            ),
+        ),
+    )
+
+
+def _watchdog(
+    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
+) -> PeerWatchdog:
+    server = runtime.config.server
+    return PeerWatchdog(
+        connection,
+        session_id,
+        peer_timeout_secs=server.peer_timeout_secs,
+        connect_timeout_secs=server.connect_timeout_secs,
     )
 
 
@@ -72,40 +126,26 @@ def build_worker(
         return _stock_worker(connection, runtime, session_id)
     # 20 ms output packets (one Opus frame) rather than pipecat's 40 ms: less to wait for
     # before the first bot sample leaves.
-    transport = _transport(connection, runtime, out_10ms_chunks=2)
+    # RNNoise runs in the audio ingress, after malformed frames are repaired, not in the
+    # transport (see pipeline.audio_ingress).
+    transport = _transport(connection, runtime, out_10ms_chunks=2, noise_filter_in_transport=False)
     shorten_audio_jitter_buffers(connection.pc)
-    turn = config.turn
-    vad = SileroVADAnalyzer(
-        params=VADParams(
-            confidence=turn.vad_confidence,
-            start_secs=turn.vad_start_secs,
-            stop_secs=turn.vad_stop_secs,
-        )
-    )
-    smart_turn = LocalSmartTurnAnalyzerV3(
-        params=SmartTurnParams(stop_secs=turn.smart_turn_stop_secs)
-    )
-    context = LLMContext()
-    aggregators = LLMContextAggregatorPair(
-        context,
-        user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad,
-            user_turn_strategies=UserTurnStrategies(
-                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=smart_turn)]
-            ),
-        ),
-    )
+    aggregators = user_turn_aggregators(config)
+    llm = create_llm_service(config.llm, runtime.llm_endpoint)
     processors: list[FrameProcessor] = [
         transport.input(),
+        _watchdog(connection, runtime, session_id),
+        audio_ingress(config),
         WhisperSTTService(runtime.whisper),
         aggregators.user(),
-        create_llm_service(config.llm, runtime.llm_endpoint),
+        llm,
         ThinkFilter(),
+        EmptyAnswerGuard(llm),
         KokoroTTSService(runtime.kokoro),
         transport.output(),
         aggregators.assistant(),
     ]
-    return _worker(processors, connection, runtime, session_id, transport)
+    return _worker(processors, connection, runtime, session_id, transport, aggregators=aggregators)
 
 
 def _stock_worker(
@@ -120,7 +160,7 @@ def _stock_worker(
     from pipecat.services.whisper.stt import WhisperSTTService as StockWhisperSTTService
 
     config = runtime.config
-    transport = _transport(connection, runtime, out_10ms_chunks=4)
+    transport = _transport(connection, runtime, out_10ms_chunks=4, noise_filter_in_transport=True)
     aggregators = LLMContextAggregatorPair(
         LLMContext(),
         user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()),
@@ -137,6 +177,7 @@ def _stock_worker(
     )
     processors: list[FrameProcessor] = [
         transport.input(),
+        _watchdog(connection, runtime, session_id),
         stt,
         aggregators.user(),
         create_llm_service(config.llm, runtime.llm_endpoint),
@@ -154,11 +195,28 @@ def _worker(
     runtime: AgentRuntime,
     session_id: str,
     transport: SmallWebRTCTransport,
+    *,
+    aggregators: LLMContextAggregatorPair | None = None,
 ) -> PipelineWorker:
-    """Wrap the processors in a worker with metrics, the latency report and the greeting."""
+    """Wrap the processors in a worker with metrics, the latency report and the greeting.
+
+    With ``aggregators``, the session keeps its turns in the history and its context window
+    rolling (see pipeline.conversation_keeper).
+    """
     config = runtime.config
+    keeper = (
+        ConversationKeeper(
+            config, aggregators, runtime.history, runtime.llm_endpoint, session_id=session_id
+        )
+        if aggregators is not None
+        else None
+    )
     report = LatencyReport(
-        connection, session_id, runtime.metrics, stop_secs=config.turn.vad_stop_secs
+        connection,
+        session_id,
+        runtime.metrics,
+        stop_secs=config.turn.vad_stop_secs,
+        on_report=keeper.on_latency if keeper is not None else None,
     )
     worker = PipelineWorker(
         Pipeline(processors),
@@ -175,16 +233,22 @@ def _worker(
     )
 
     FailureResponder(worker, connection, session_id, runtime.metrics)
+    if keeper is not None:
+        worker.add_event_handler("on_pipeline_error", keeper.on_error)
 
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport: SmallWebRTCTransport, _client: object) -> None:
         logger.info(f"[{session_id}] client connected")
-        if config.greeting:
-            await worker.queue_frames([TTSSpeakFrame(config.greeting)])
+        resumed = keeper is not None and await keeper.begin()
+        greeting = config.resume_greeting if resumed else config.greeting
+        if greeting:
+            await worker.queue_frames([TTSSpeakFrame(greeting)])
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport: SmallWebRTCTransport, _client: object) -> None:
         logger.info(f"[{session_id}] client disconnected")
+        if keeper is not None:
+            await keeper.end()
         await worker.cancel()
 
     return worker

@@ -90,6 +90,11 @@ def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
         # and the conversation so far), which is what keeps time to first token flat.
         "--verbose",
         "False",
+        # By default a request arriving while another generates ends the running stream with
+        # a clean [DONE] after whatever it had: with two sessions talking at once, one of them
+        # got an empty answer and silence, and no error to apologise for. Queue instead.
+        "--interrupt_requests",
+        "False",
         *config.extra_server_args,
     ]
 

@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -31,7 +31,11 @@ _NO_SPEECH_THRESHOLD = 0.6
 class WhisperEngine:
     """One faster-whisper model, thread-safe, shared by all sessions."""
 
+    # Models constructed in this process (reported by /health: 1 when shared as intended).
+    loads: ClassVar[int] = 0
+
     def __init__(self, config: STTConfig) -> None:
+        type(self).loads += 1
         self.config = config
         started = time.perf_counter()
         # A local directory with tokenizer.json: faster-whisper never reaches for a hub.
@@ -98,8 +102,17 @@ class WhisperSTTService(SegmentedSTTService):
         """Transcribe one segment of 16-bit PCM off the event loop."""
         await self.start_processing_metrics()
         samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+        timeout = self._engine.config.timeout_secs
         try:
-            text = await asyncio.to_thread(self._engine.transcribe, samples)
+            # A decoder that never returns must not hold the turn forever. The thread cannot be
+            # stopped; it finishes on its own and the next turn waits for the engine's lock.
+            text = await asyncio.wait_for(
+                asyncio.to_thread(self._engine.transcribe, samples), timeout
+            )
+        except TimeoutError:
+            await self.stop_processing_metrics()
+            yield ErrorFrame(error=f"speech recognition timed out after {timeout:g} s")
+            return
         except Exception as error:  # noqa: BLE001 - any decoder failure ends this turn only
             await self.stop_processing_metrics()
             yield ErrorFrame(error=f"speech recognition failed: {error}")

@@ -7,9 +7,10 @@ gets a light :class:`KokoroTTSService` that streams the shared engine's output.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -55,7 +56,11 @@ def pause_after(text: str) -> float:
 class KokoroEngine:
     """One Kokoro ONNX session and its voices, shared by all sessions."""
 
+    # Models constructed in this process (reported by /health: 1 when shared as intended).
+    loads: ClassVar[int] = 0
+
     def __init__(self, config: TTSConfig) -> None:
+        type(self).loads += 1
         self.config = config
         started = time.perf_counter()
         options = ort.SessionOptions()
@@ -123,7 +128,9 @@ class KokoroTTSService(TTSService):
         return True
 
     def _audio_frame(self, samples: np.ndarray, context_id: str) -> TTSAudioRawFrame:
-        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        # NaN or infinity from the model would turn into full-scale clicks when cast to int16.
+        finite = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+        pcm = (np.clip(finite, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
         return TTSAudioRawFrame(
             audio=pcm, sample_rate=self.sample_rate, num_channels=1, context_id=context_id
         )
@@ -131,6 +138,7 @@ class KokoroTTSService(TTSService):
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
         """Synthesize ``text`` batch by batch (kokoro-onnx runs each batch in a thread)."""
         config = self._engine.config
+        stream: AsyncGenerator[tuple[np.ndarray, int], None] | None = None
         try:
             await self.start_tts_usage_metrics(text)
             cached = self._engine.prerendered(text)
@@ -142,7 +150,15 @@ class KokoroTTSService(TTSService):
                 text, voice=config.voice, speed=config.speed, lang="en-us"
             )
             first = True
-            async for samples, sample_rate in stream:
+            while True:
+                try:
+                    # Each batch runs in a worker thread; one that never returns must not
+                    # leave the bot silent mid-answer.
+                    samples, sample_rate = await asyncio.wait_for(
+                        anext(stream), config.timeout_secs
+                    )
+                except StopAsyncIteration:
+                    break
                 if sample_rate != self.sample_rate:
                     raise ValueError(
                         f"Kokoro produced {sample_rate} Hz, expected {self.sample_rate}"
@@ -155,7 +171,11 @@ class KokoroTTSService(TTSService):
             if pause:
                 silence = np.zeros(int(pause * self.sample_rate), dtype=np.float32)
                 yield self._audio_frame(silence, context_id)
+        except TimeoutError:
+            yield ErrorFrame(error=f"speech synthesis timed out after {config.timeout_secs:g} s")
         except Exception as error:  # noqa: BLE001 - a synthesis failure ends this utterance only
             yield ErrorFrame(error=f"speech synthesis failed: {error}")
         finally:
+            if stream is not None:
+                await stream.aclose()
             await self.stop_ttfb_metrics()

@@ -1,15 +1,70 @@
-"""Fixtures shared by test layers: a real agent serving HTTPS with a required pairing token."""
+"""Fixtures shared by test layers: the task-leak check every in-process async test gets, the
+opt-in soak layer, and a real agent serving HTTPS with a required pairing token."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 
 from models.paths import profile_paths
 from models.store import ModelStore, ModelUnavailableError, default_models_dir
 from pipeline.agent_process import AgentProcess
 from pipeline.network_audit import ENV_VAR as NETWORK_AUDIT_ENV
+
+LEAK_GRACE_SECS = 5.0
+SOAK_OPTION = "--soak"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--soak`` runs the soak layer (tests/soak), which the default run skips."""
+    parser.addoption(
+        SOAK_OPTION,
+        action="store_true",
+        help="run the soak tests (hundreds of sessions against a real agent; `just soak`)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the soak marker."""
+    config.addinivalue_line("markers", "soak: long soak test, run only with --soak (just soak)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip soak tests unless asked for; give every asyncio test the task-leak check first."""
+    skip_soak = pytest.mark.skip(reason="soak test: run `just soak` (pytest --soak tests/soak)")
+    for item in items:
+        if item.get_closest_marker("soak") and not config.getoption(SOAK_OPTION):
+            item.add_marker(skip_soak)
+        fixtures = getattr(item, "fixturenames", None)
+        if (
+            item.get_closest_marker("asyncio")
+            and fixtures is not None
+            and "no_leaked_tasks" not in fixtures
+        ):
+            # First, so it is set up before (and torn down after) the test's other fixtures.
+            fixtures.insert(0, "no_leaked_tasks")
+
+
+@pytest_asyncio.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail the test if asyncio tasks it started are still alive once everything closed.
+
+    Applied to every ``@pytest.mark.asyncio`` test (livekit/agents does the same); tasks still
+    finishing their close get a few seconds.
+    """
+    before = set(asyncio.all_tasks())
+    yield
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LEAK_GRACE_SECS
+    while True:
+        leaked = set(asyncio.all_tasks()) - before - {asyncio.current_task()}
+        if not leaked or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert not leaked, "leaked tasks: " + ", ".join(sorted(repr(t.get_coro()) for t in leaked))
 
 
 @pytest.fixture(scope="session")

@@ -139,6 +139,18 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         help="skip the LLM time-to-first-token probe with and without the cached prompt prefix",
     )
     bench.add_argument(
+        "--long-conversation",
+        action="store_true",
+        help="instead of the voice loop: time the LLM's first token at every turn of a "
+        "30-turn conversation (--turns N to change) held directly with the profile's LLM "
+        "server through the agent's rolling context window",
+    )
+    bench.add_argument(
+        "--no-context-window",
+        action="store_true",
+        help="with --long-conversation: let the context grow unbounded (the comparison)",
+    )
+    bench.add_argument(
         "--serve-arg",
         action="append",
         default=[],
@@ -201,6 +213,10 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run ``jetvoice bench``; 0 when every variant measured at least one turn."""
     from pipeline.bench.benchmark import BenchError, run
 
+    if args.long_conversation:
+        from pipeline.bench.long_conversation import run_long_conversation
+
+        return run_long_conversation(args)
     try:
         config = config_from_args(args)
         return run(config, _progress)

@@ -57,6 +57,8 @@ def test_bench_two_turns_writes_json_and_plot(cpu_store: ModelStore, tmp_path: P
     for key in ("voice_to_voice_ms", "overhead_ms"):
         assert set(document[key]) == {"p50", "p95", "max"}, document[key]
     assert document["overhead_definition"]
+    prefix = document["prefix_cache"]
+    assert prefix["cached_ttft_ms"]["p50"] > 0 and prefix["uncached_ttft_ms"]["p50"] > 0
     assert document["environment"]["packages"]["pipecat"] == "1.14.0"
     tuned = document["variants"]["tuned"]
     assert tuned["cold_start_s"] > 0
@@ -64,7 +66,7 @@ def test_bench_two_turns_writes_json_and_plot(cpu_store: ModelStore, tmp_path: P
     assert tuned["wer"]["rate"] is not None and tuned["wer"]["reference_words"] > 0
 
     turns = document["turns"]
-    assert [t["turn_id"] for t in turns] == ["hello_world", "what_time"]
+    assert [t["turn_id"] for t in turns] == ["warm_up", "hello_world"]
     assert {t["source"].split(":")[0] for t in turns} == {"fixture", "kokoro"}
     for turn in turns:
         assert turn["ok"], turn["error"]

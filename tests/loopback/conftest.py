@@ -1,6 +1,8 @@
-"""Fixtures for loopback tests: real peers on 127.0.0.1, a network audit and a task-leak check."""
+"""Fixtures for loopback tests: real peers on 127.0.0.1 and a network audit.
 
-import asyncio
+The task-leak check (``no_leaked_tasks``) is in tests/conftest.py, applied to every async test.
+"""
+
 import sys
 from collections.abc import AsyncIterator, Iterator
 
@@ -41,20 +43,6 @@ def network_audit() -> Iterator[list[str]]:
         yield _audit.log
     finally:
         _audit.log = None
-
-
-@pytest_asyncio.fixture
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    """Fail the test if asyncio tasks it started are still alive once everything closed."""
-    before = set(asyncio.all_tasks())
-    yield
-    deadline = asyncio.get_running_loop().time() + 5.0
-    while True:
-        leaked = set(asyncio.all_tasks()) - before - {asyncio.current_task()}
-        if not leaked or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    assert not leaked, "leaked tasks: " + ", ".join(sorted(repr(t.get_coro()) for t in leaked))
 
 
 @pytest_asyncio.fixture

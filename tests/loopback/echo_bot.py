@@ -7,7 +7,7 @@ and runs, per connection, `transport.input() -> EchoInputAudio -> transport.outp
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.workers.runner import WorkerRunner
 
 from pipeline.ice_policy import loopback_only_ice
+from pipeline.runtime import AgentRuntime
 
 
 class EchoInputAudio(FrameProcessor):
@@ -122,3 +123,48 @@ async def run_echo_server() -> AsyncIterator[EchoServer]:
             server.should_exit = True
             await asyncio.wait_for(serving, 10)
             sock.close()
+
+
+def echo_session(
+    connection: SmallWebRTCConnection, _runtime: AgentRuntime, _session_id: str
+) -> Coroutine[Any, Any, None]:
+    """A session starter (see ``pipeline.session_manager``) running the echo pipeline."""
+    transport = SmallWebRTCTransport(
+        connection,
+        TransportParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            audio_in_sample_rate=16000,
+            audio_out_sample_rate=24000,
+        ),
+    )
+    worker = PipelineWorker(Pipeline([transport.input(), EchoInputAudio(), transport.output()]))
+
+    @transport.event_handler("on_client_disconnected")
+    async def on_client_disconnected(transport: Any, client: Any) -> None:
+        await worker.cancel()
+
+    async def run() -> None:
+        runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+        await runner.add_workers(worker)
+        await runner.run()
+
+    return run()
+
+
+@contextlib.asynccontextmanager
+async def serve_on_loopback(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` (no lifespan) on a free 127.0.0.1 port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="loopback-http")
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 - uvicorn has no "started" event
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        sock.close()

@@ -4,6 +4,7 @@ Modes, switched at run time with ``POST /control {"mode": ...}``:
 ``ok`` streams a short fixed answer; ``hang`` accepts the request and never answers;
 ``error`` answers HTTP 500; ``cut`` streams a few words then drops the connection;
 ``slow`` streams a few words then stalls far longer than any client timeout.
+``GET /last_request`` answers the last streaming request's body (what the agent's LLM client sent).
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ def create_app() -> FastAPI:
     app = FastAPI()
     app.state.mode = "ok"
     app.state.requests = 0
+    app.state.last_request = None
 
     @app.get("/v1/models")
     async def models() -> JSONResponse:
         return JSONResponse({"object": "list", "data": [{"id": "local", "object": "model"}]})
+
+    @app.get("/last_request")
+    async def last_request() -> JSONResponse:
+        return JSONResponse({"body": app.state.last_request})
 
     @app.post("/control")
     async def control(request: Request) -> JSONResponse:
@@ -63,6 +69,7 @@ def create_app() -> FastAPI:
         app.state.requests += 1
         mode = app.state.mode
         if not body.get("stream"):
+            # Warm-up, summary and cache pre-warm requests; not the conversation's turns.
             return JSONResponse(
                 {
                     "id": "x",
@@ -70,6 +77,7 @@ def create_app() -> FastAPI:
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi."}}],
                 }
             )
+        app.state.last_request = body
         if mode == "error":
             return JSONResponse({"error": {"message": "injected failure"}}, status_code=500)
         if mode == "hang":

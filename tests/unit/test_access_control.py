@@ -24,17 +24,21 @@ from pipeline.config import AgentConfig, LLMConfig, ServerConfig, STTConfig, TTS
 from pipeline.lan_addresses import LocalNames
 from pipeline.runtime import AgentRuntime
 from pipeline.server import SessionManager, access_policy, create_app
+from tests.support.sdp import chromium_offer
 
 TOKEN = "t0ken-for-tests-0123456789abcdefghijklmnop"
 LAN_CLIENT = ("192.0.2.10", 50000)  # in-process only: nothing is sent anywhere
 LOOPBACK_CLIENT = ("127.0.0.1", 50000)
-OFFER = {"sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n", "type": "offer"}
+# A real browser's offer: the server validates SDP before its (spy) handler sees it.
+OFFER = {"sdp": chromium_offer(), "type": "offer"}
 # A server bound to the LAN, as `jetvoice serve --host 0.0.0.0 --tls` runs.
 LAN_BASE = "https://192.0.2.2:8430"
 
 
 class SpyHandler:
     """Stands in for pipecat's SmallWebRTCRequestHandler and counts what reaches it."""
+
+    peer_count = 0
 
     def __init__(self, hold: asyncio.Event | None = None) -> None:
         self.offers = 0

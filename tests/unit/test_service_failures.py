@@ -31,7 +31,11 @@ class _FlakyWhisper:
 
     def __init__(self) -> None:
         self.calls = 0
-        self.config = type("C", (), {"ttfs_p99_secs": 0.5, "model_dir": _Dir(), "language": "en"})
+        self.config = type(
+            "C",
+            (),
+            {"ttfs_p99_secs": 0.5, "model_dir": _Dir(), "language": "en", "timeout_secs": 5.0},
+        )
 
     def transcribe(self, audio: np.ndarray) -> str:
         self.calls += 1

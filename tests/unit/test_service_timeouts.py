@@ -1,0 +1,106 @@
+"""Every await on a model service has a bound: a hung Whisper or Kokoro ends the turn with an
+error frame (which the failure responder turns into the spoken apology) instead of silence.
+
+The services are the real ones; the engines behind them hang in their worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncGenerator
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from pipecat.frames.frames import (
+    ErrorFrame,
+    InputAudioRawFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.tests.utils import SleepFrame, run_test
+
+from services.stt import WhisperSTTService
+from services.tts import KokoroTTSService
+
+TIMEOUT_S = 0.3
+
+
+class _HungWhisper:
+    """A Whisper engine whose decoder blocks until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.config = SimpleNamespace(
+            ttfs_p99_secs=0.5,
+            model_dir=SimpleNamespace(name="whisper-hung"),
+            language="en",
+            timeout_secs=TIMEOUT_S,
+        )
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        self.release.wait(10)
+        return "too late"
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_hung_transcription_ends_the_turn_with_an_error() -> None:
+    engine = _HungWhisper()
+    stt = WhisperSTTService(engine)  # type: ignore[arg-type]
+    audio = (np.random.default_rng(2).standard_normal(3200) * 3000).astype(np.int16).tobytes()
+    started = time.monotonic()
+    try:
+        _down, up = await run_test(
+            stt,
+            frames_to_send=[
+                VADUserStartedSpeakingFrame(),
+                InputAudioRawFrame(audio=audio, sample_rate=16000, num_channels=1),
+                VADUserStoppedSpeakingFrame(),
+                SleepFrame(sleep=TIMEOUT_S + 0.5),
+            ],
+        )
+    finally:
+        engine.release.set()
+    errors = [f.error for f in up if isinstance(f, ErrorFrame)]
+    assert errors == [f"speech recognition timed out after {TIMEOUT_S:g} s"]
+    assert time.monotonic() - started < 5
+
+
+class _HungKokoro:
+    """A Kokoro engine whose stream yields one batch, then never another."""
+
+    config = SimpleNamespace(sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=TIMEOUT_S)
+
+    def prerendered(self, text: str) -> None:
+        return None
+
+    @property
+    def kokoro(self) -> Any:
+        return self
+
+    async def create_stream(self, text: str, **_: Any) -> AsyncGenerator[tuple[Any, int], None]:
+        yield np.full(2400, 0.1, dtype=np.float32), 24000
+        await _forever()
+        yield np.zeros(0, dtype=np.float32), 24000  # pragma: no cover
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_hung_synthesis_ends_the_utterance_with_an_error() -> None:
+    tts = KokoroTTSService(_HungKokoro())  # type: ignore[arg-type]
+    down, up = await run_test(
+        tts, frames_to_send=[TTSSpeakFrame("Hello there."), SleepFrame(sleep=TIMEOUT_S + 0.7)]
+    )
+    assert any(isinstance(f, TTSAudioRawFrame) for f in down), "the first batch was not played"
+    errors = [f.error for f in up if isinstance(f, ErrorFrame)]
+    assert errors == [f"speech synthesis timed out after {TIMEOUT_S:g} s"]
