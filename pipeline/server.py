@@ -34,6 +34,7 @@ from pipeline.access import AccessGuard, AccessPolicy, check_status_access, clie
 from pipeline.certs import public_ca_pem
 from pipeline.config import ServerConfig
 from pipeline.ice_policy import loopback_only_ice
+from pipeline.memory import freeze_startup_heap
 from pipeline.metrics import PROMETHEUS_CONTENT_TYPE, Gauge, render_gauges
 from pipeline.pairing import pairing_url, qr_svg
 from pipeline.runtime import AgentRuntime
@@ -87,6 +88,8 @@ async def _running(
         logger.warning(f"asyncio debug mode: logging callbacks over {SLOW_CALLBACK_SECS} s")
     try:
         await runtime.start()
+        frozen = freeze_startup_heap()
+        logger.debug(f"{frozen} start-up objects exempted from garbage collection")
         server = runtime.config.server
         logger.info(f"jetvoice ready: open {server.scheme}://{server.host}:{server.port}/")
         if on_ready is not None:

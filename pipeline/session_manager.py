@@ -26,6 +26,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 
+from pipeline.memory import collect_session_garbage, release_free_memory
 from pipeline.runtime import AgentRuntime
 from pipeline.sdp_check import SDPError, check_offer
 from pipeline.session import build_worker, run_session
@@ -179,6 +180,15 @@ def release_pending_audio(track: object) -> int:
     return released
 
 
+async def _run_then_release(session: Coroutine[Any, Any, None]) -> None:
+    """Run a session; then free its garbage and give the memory back (see pipeline.memory)."""
+    try:
+        await session
+    finally:
+        collect_session_garbage()
+        await asyncio.to_thread(release_free_memory)
+
+
 @dataclass(frozen=True)
 class _Session:
     """A running pipeline and the id its log lines carry."""
@@ -311,7 +321,7 @@ class SessionManager:
                 build_errors.append(error)
                 await connection.disconnect()
                 return
-            task = asyncio.create_task(session, name=f"session-{sid}")
+            task = asyncio.create_task(_run_then_release(session), name=f"session-{sid}")
             self._sessions[connection.pc_id] = _Session(task, sid)
             release()
             task.add_done_callback(self._forget)

@@ -218,6 +218,8 @@ async def test_no_inference_on_the_event_loop_and_even_audio_pacing(
 async def _stop_mid_answer(agent: AgentProcess, sig: signal.Signals) -> tuple[int | None, float]:
     """Ask a question; when the answer starts playing, send ``sig``; exit code and seconds."""
     question, rate = fixture_clip("weather_question.wav")
+    # A previous test's session may still be closing on a shared agent with one session slot.
+    await _wait_for_sessions(agent.base_url, 0, 60)
     with loopback_only_ice():
         async with LoopbackCaller(agent.base_url) as caller:
             await wait_out_greeting(caller, time.monotonic())
