@@ -40,6 +40,11 @@ class STTConfig:
     language: str = "en"
     beam_size: int = 1
     cpu_threads: int = 0
+    # Decode a window of the utterance plus this much silence (at least ``min_window_secs``)
+    # instead of Whisper's 30 s: the encoder's cost follows the window (services.whisper_window).
+    short_window: bool = True
+    window_margin_secs: float = 2.0
+    min_window_secs: float = 8.0
     # Measured time from the end of a segment to its transcript; tells the turn strategy how
     # long to wait for the transcript instead of pipecat's 1 s default.
     ttfs_p99_secs: float = 0.8

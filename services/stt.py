@@ -23,6 +23,7 @@ from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from pipeline.config import STTConfig
+from services.whisper_window import ShortWindowDecoder
 
 # Segments whose no-speech probability is above this are noise, not words.
 _NO_SPEECH_THRESHOLD = 0.6
@@ -49,6 +50,15 @@ class WhisperEngine:
         # CTranslate2 queues concurrent calls itself, but decoding state in faster-whisper's
         # generator is per call; one lock keeps two sessions from fighting for two cores.
         self._lock = threading.Lock()
+        self._window = (
+            ShortWindowDecoder(
+                self._model, margin_secs=config.window_margin_secs, min_secs=config.min_window_secs
+            )
+            if config.short_window
+            else None
+        )
+        # Short-window decodes that were not trusted and went to the full window.
+        self.full_window_fallbacks = 0
         self.load_secs = time.perf_counter() - started
         logger.info(f"Whisper model {config.model_dir.name} loaded in {self.load_secs:.2f} s")
 
@@ -57,23 +67,38 @@ class WhisperEngine:
         if audio.size == 0:
             return ""
         with self._lock:
-            segments, _info = self._model.transcribe(
-                audio,
-                language=self.config.language or None,
-                beam_size=self.config.beam_size,
-                best_of=1,
-                temperature=0.0,
-                condition_on_previous_text=False,
-                without_timestamps=True,
-                vad_filter=False,
-            )
-            parts = [s.text for s in segments if s.no_speech_prob < _NO_SPEECH_THRESHOLD]
+            if self._window is not None:
+                heard = self._window.decode(audio, self.config.language or None)
+                if heard is not None:
+                    return heard.text if heard.no_speech_prob < _NO_SPEECH_THRESHOLD else ""
+                if self._window.window_secs(audio.size) is not None:
+                    self.full_window_fallbacks += 1
+                    logger.debug("Short-window transcript not trusted; decoding the full window")
+            return self._transcribe_full(audio)
+
+    def _transcribe_full(self, audio: np.ndarray) -> str:
+        """faster-whisper's own 30 s windows (greedy); call with the lock held."""
+        segments, _info = self._model.transcribe(
+            audio,
+            language=self.config.language or None,
+            beam_size=self.config.beam_size,
+            best_of=1,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            vad_filter=False,
+        )
+        parts = [s.text for s in segments if s.no_speech_prob < _NO_SPEECH_THRESHOLD]
         return " ".join(p.strip() for p in parts).strip()
 
     def warm_up(self) -> None:
         """Run one decode so the first real turn does not pay for lazy initialisation."""
         rng = np.random.default_rng(0)
-        self.transcribe((rng.standard_normal(16000) * 0.01).astype(np.float32))
+        noise = (rng.standard_normal(16000) * 0.01).astype(np.float32)
+        self.transcribe(noise)
+        # And the full window, which an untrusted short-window decode falls back to.
+        with self._lock:
+            self._transcribe_full(noise)
 
 
 class WhisperSTTService(SegmentedSTTService):
