@@ -101,6 +101,9 @@ class TurnConfig:
     vad_stop_secs: float = 0.2
     vad_start_secs: float = 0.2
     vad_confidence: float = 0.7
+    # A window this far (dB) below the speaker's recent speech level ends speech at once,
+    # instead of when Silero's trailing confidence falls (pipeline.endpointing_vad); 0: off.
+    vad_energy_drop_db: float = 30.0
     # Silence after which Smart Turn's "incomplete" verdict is overruled and the turn ends.
     smart_turn_stop_secs: float = 1.5
     barge_in: bool = True

@@ -36,6 +36,7 @@ from pipeline.audio_ingress import AudioIngress
 from pipeline.config import AgentConfig
 from pipeline.conversation_keeper import ConversationKeeper
 from pipeline.empty_answer import EmptyAnswerGuard
+from pipeline.endpointing_vad import EndpointingSileroVAD
 from pipeline.fallback import FailureResponder
 from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
@@ -82,12 +83,15 @@ def audio_ingress(config: AgentConfig) -> AudioIngress:
 def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
     """A fresh context with its user aggregator running Silero VAD and Smart Turn v3."""
     turn = config.turn
-    vad = SileroVADAnalyzer(
-        params=VADParams(
-            confidence=turn.vad_confidence,
-            start_secs=turn.vad_start_secs,
-            stop_secs=turn.vad_stop_secs,
-        )
+    vad_params = VADParams(
+        confidence=turn.vad_confidence,
+        start_secs=turn.vad_start_secs,
+        stop_secs=turn.vad_stop_secs,
+    )
+    vad = (
+        EndpointingSileroVAD(params=vad_params, drop_db=turn.vad_energy_drop_db)
+        if turn.vad_energy_drop_db > 0
+        else SileroVADAnalyzer(params=vad_params)
     )
     smart_turn = LocalSmartTurnAnalyzerV3(
         params=SmartTurnParams(stop_secs=turn.smart_turn_stop_secs)
