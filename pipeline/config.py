@@ -90,6 +90,9 @@ class LLMConfig:
     request_timeout_secs: float = 10.0
     start_timeout_secs: float = 180.0
     threads: int = 0
+    # Niceness added to a managed llama.cpp server (0 keeps the agent's): see
+    # services.llm_server.llama_cpp_command.
+    cpu_nice: int = 10
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     extra_server_args: tuple[str, ...] = ()
 

@@ -24,7 +24,6 @@ import httpx
 from loguru import logger
 
 from pipeline.config import LLMConfig
-from pipeline.network_audit import ENV_VAR as NETWORK_AUDIT_ENV
 
 
 class LLMServerError(RuntimeError):
@@ -60,17 +59,19 @@ def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
     if config.model_path is None:
         raise LLMServerError("the llama.cpp server needs a GGUF model path")
     cores = os.cpu_count() or 1
-    # Prompt processing (before any audio exists) gets every core; token generation, which
-    # overlaps speech synthesis and only has to outpace speaking, gets half, so Kokoro is not
-    # starved while the rest of the answer streams in.
-    threads = config.threads or max(1, cores // 2)
+    # Generation runs at a lower CPU priority than the agent (``cpu_nice``), so while speech is
+    # being synthesized Kokoro gets the cores and the first audio is not delayed by the rest of
+    # the answer streaming in; when nothing else runs, the LLM has every core for itself.
+    # Without the lower priority, generation gets half the cores instead.
+    threads = config.threads or (cores if config.cpu_nice > 0 else max(1, cores // 2))
     batch_threads = config.threads or cores
-    # With the network audit on, the server runs under the same socket audit as the agent.
-    audited = bool(os.environ.get(NETWORK_AUDIT_ENV))
-    runner = ["-m", "pipeline.audited_run"] if audited else ["-m"]
     return [
         sys.executable,
-        *runner,
+        # Also installs the network audit when it is on (JETVOICE_NETWORK_AUDIT).
+        "-m",
+        "pipeline.audited_run",
+        "--nice",
+        str(config.cpu_nice),
         "llama_cpp.server",
         "--model",
         str(config.model_path),
