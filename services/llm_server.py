@@ -59,11 +59,13 @@ def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
     if config.model_path is None:
         raise LLMServerError("the llama.cpp server needs a GGUF model path")
     cores = os.cpu_count() or 1
-    # Generation runs at a lower CPU priority than the agent (``cpu_nice``), so while speech is
-    # being synthesized Kokoro gets the cores and the first audio is not delayed by the rest of
-    # the answer streaming in; when nothing else runs, the LLM has every core for itself.
-    # Without the lower priority, generation gets half the cores instead.
-    threads = config.threads or (cores if config.cpu_nice > 0 else max(1, cores // 2))
+    # Prompt processing (before any audio exists) gets every core; token generation, which
+    # overlaps speech synthesis and only has to outpace speaking, gets half: llama.cpp's threads
+    # meet at a barrier after every step, and two of them on two busy cores slowed a clause from
+    # a few hundred milliseconds to seconds. The server also runs at a lower CPU priority
+    # (``cpu_nice``), so while speech is synthesized Kokoro wins the cores and the first audio is
+    # not held up by the rest of the answer streaming in.
+    threads = config.threads or max(1, cores // 2)
     batch_threads = config.threads or cores
     return [
         sys.executable,
