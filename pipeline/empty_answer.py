@@ -24,6 +24,8 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import LLMService
 
+from services.llm import RESPONSE_COMPLETE
+
 EMPTY_ANSWER_ERROR = "the language model returned an empty answer"
 
 
@@ -47,7 +49,9 @@ class EmptyAnswerGuard(FrameProcessor):
             self._open = False
         elif isinstance(frame, LLMFullResponseEndFrame) and self._open:
             self._open = False
-            if not self._said_something:
+            # A response cancelled by the user speaking again is not a failure, even when the
+            # interruption overtook the response's start (so the guard saw no interruption).
+            if not self._said_something and frame.metadata.get(RESPONSE_COMPLETE, True):
                 error = ErrorFrame(error=EMPTY_ANSWER_ERROR)
                 # Attributed to the LLM service: the failure responder apologises for it.
                 error.processor = self._llm

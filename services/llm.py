@@ -8,11 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
+from pipecat.frames.frames import Frame, LLMFullResponseEndFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.errors import ErrorCategory
 
 from pipeline.config import LLMConfig
 from services.llm_server import LLMEndpoint
+
+# Metadata of an ``LLMFullResponseEndFrame``: whether its request ran to the end of its stream
+# (False when an interruption cancelled it, or it failed with an error of its own).
+RESPONSE_COMPLETE = "jetvoice.response_complete"
 
 
 class LocalLLMService(OpenAILLMService):
@@ -27,6 +33,22 @@ class LocalLLMService(OpenAILLMService):
     def __init__(self, *, request_timeout_secs: float, **kwargs: Any) -> None:
         self._request_timeout_secs = request_timeout_secs
         super().__init__(**kwargs)
+        self._response_complete = False
+
+    async def _process_context(self, context: Any) -> None:
+        self._response_complete = False
+        await super()._process_context(context)
+        self._response_complete = True
+
+    async def push_frame(
+        self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM
+    ) -> None:
+        """Mark each response's end with whether its stream ran to completion."""
+        if isinstance(frame, LLMFullResponseEndFrame):
+            # An interruption can overtake the start of the response it cancels, so the
+            # frames downstream cannot tell a cancelled response from an empty one.
+            frame.metadata[RESPONSE_COMPLETE] = self._response_complete
+        await super().push_frame(frame, direction)
 
     def _classify_error(self, exception: Exception) -> ErrorCategory | None:
         """Every failure of a local server is worth retrying on the next turn.

@@ -17,7 +17,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipeline.config import LLMConfig
 from pipeline.empty_answer import EMPTY_ANSWER_ERROR, EmptyAnswerGuard
 from pipeline.fallback import stage_of
-from services.llm import create_llm_service
+from services.llm import RESPONSE_COMPLETE, create_llm_service
 from services.llm_server import LLMEndpoint
 
 
@@ -59,4 +59,14 @@ async def test_an_interrupted_answer_is_not_an_error() -> None:
         SleepFrame(0.05),
         LLMFullResponseEndFrame(),
     ]
+    assert await _errors(frames) == []
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_answer_is_not_an_error_even_when_its_interruption_came_first() -> None:
+    # The user spoke again: the interruption overtook the response's start, and the service
+    # marks the end of the request it cancelled.
+    end = LLMFullResponseEndFrame()
+    end.metadata[RESPONSE_COMPLETE] = False
+    frames = [InterruptionFrame(), SleepFrame(0.05), LLMFullResponseStartFrame(), end]
     assert await _errors(frames) == []
