@@ -53,6 +53,27 @@ class STTConfig:
     timeout_secs: float = 15.0
 
 
+# Whole first sentences that answers often open with. Each is synthesized once, in the
+# background after start-up, so an answer opening with one plays it without waiting for
+# synthesis (a sentence end always closes the first spoken piece: pipeline.clause_chunker).
+DEFAULT_OPENERS: tuple[str, ...] = (
+    "Sure!",
+    "Sure.",
+    "Of course!",
+    "Certainly!",
+    "Absolutely!",
+    "Hello!",
+    "Hi there!",
+    "Good morning!",
+    "Good evening!",
+    "You're welcome!",
+    "Great question!",
+    "Yes.",
+    "No.",
+    "Okay.",
+)
+
+
 @dataclass(frozen=True)
 class TTSConfig:
     """Kokoro (kokoro-onnx) settings; the model is loaded once per process."""
@@ -68,6 +89,7 @@ class TTSConfig:
     # Longest one synthesized batch (up to 510 phonemes) may take before the utterance is
     # given up with an error.
     timeout_secs: float = 15.0
+    opener_phrases: tuple[str, ...] = DEFAULT_OPENERS
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -51,6 +52,8 @@ class AgentRuntime:
             else None
         )
         self._pruner: asyncio.Task[None] | None = None
+        self._openers: asyncio.Task[int] | None = None
+        self._openers_stop = threading.Event()
 
     def models_status(self) -> dict[str, dict[str, bool | int]]:
         """Per in-process model: loaded yet, and how many times this process constructed one."""
@@ -94,6 +97,15 @@ class AgentRuntime:
             self.timings.warm_up = time.perf_counter() - warm_started
         self.timings.total = time.perf_counter() - started
         self._supervisor = asyncio.create_task(self.llm_server.supervise(), name="llm-supervisor")
+        if self.config.warmup and self.config.tts.opener_phrases:
+            # After ready, not before: the server answers at once, and the first turns find
+            # more of the openers cached as the seconds pass.
+            self._openers = asyncio.create_task(
+                asyncio.to_thread(
+                    self.kokoro.prerender, self.config.tts.opener_phrases, self._openers_stop
+                ),
+                name="tts-openers",
+            )
         self.ready = True
         logger.info(
             "Models ready in {:.1f} s (whisper {:.2f} s, kokoro {:.2f} s, LLM server {:.1f} s, "
@@ -159,5 +171,9 @@ class AgentRuntime:
         if self._pruner is not None:
             self._pruner.cancel()
             await asyncio.gather(self._pruner, return_exceptions=True)
+        if self._openers is not None:
+            # The worker thread cannot be cancelled: it stops after the phrase it is on.
+            self._openers_stop.set()
+            await asyncio.gather(self._openers, return_exceptions=True)
         if self.history is not None:
             await self.history.close()

@@ -8,6 +8,7 @@ gets a light :class:`KokoroTTSService` that streams the shared engine's output.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
@@ -94,8 +95,23 @@ class KokoroEngine:
     def warm_up(self, phrases: tuple[str, ...] = ()) -> None:
         """Initialise lazily built state, then pre-render the fixed ``phrases``."""
         self.synthesize("Hello there.")
+        self.prerender(phrases)
+
+    def prerender(self, phrases: tuple[str, ...], stop: threading.Event | None = None) -> int:
+        """Render the ``phrases`` not rendered yet, until ``stop`` is set; returns how many.
+
+        Blocking: call from a worker thread.
+        """
+        rendered = 0
         for phrase in phrases:
-            self._phrases[(phrase.strip(), self.config.voice)] = self.synthesize(phrase)
+            if stop is not None and stop.is_set():
+                break
+            key = (phrase.strip(), self.config.voice)
+            if key not in self._phrases:
+                audio = trim_leading_quiet(self.synthesize(phrase), self.config.sample_rate)
+                self._phrases[key] = audio
+                rendered += 1
+        return rendered
 
     def prerendered(self, text: str) -> np.ndarray | None:
         """The pre-rendered audio of a fixed phrase in the configured voice, if any."""
@@ -138,14 +154,31 @@ class KokoroTTSService(TTSService):
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
         """Synthesize ``text`` batch by batch (kokoro-onnx runs each batch in a thread)."""
         config = self._engine.config
-        stream: AsyncGenerator[tuple[np.ndarray, int], None] | None = None
         try:
             await self.start_tts_usage_metrics(text)
             cached = self._engine.prerendered(text)
             if cached is not None:
                 await self.stop_ttfb_metrics()
                 yield self._audio_frame(cached, context_id)
-                return
+            else:
+                async for frame in self._synthesized(text, context_id):
+                    yield frame
+            pause = pause_after(text)
+            if pause:
+                silence = np.zeros(int(pause * self.sample_rate), dtype=np.float32)
+                yield self._audio_frame(silence, context_id)
+        except TimeoutError:
+            yield ErrorFrame(error=f"speech synthesis timed out after {config.timeout_secs:g} s")
+        except Exception as error:  # noqa: BLE001 - a synthesis failure ends this utterance only
+            yield ErrorFrame(error=f"speech synthesis failed: {error}")
+        finally:
+            await self.stop_ttfb_metrics()
+
+    async def _synthesized(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        """Kokoro's audio for ``text``, batch by batch as each is synthesized."""
+        config = self._engine.config
+        stream: AsyncGenerator[tuple[np.ndarray, int], None] | None = None
+        try:
             stream = self._engine.kokoro.create_stream(
                 text, voice=config.voice, speed=config.speed, lang="en-us"
             )
@@ -167,15 +200,6 @@ class KokoroTTSService(TTSService):
                 first = False
                 await self.stop_ttfb_metrics()
                 yield self._audio_frame(audio, context_id)
-            pause = pause_after(text)
-            if pause:
-                silence = np.zeros(int(pause * self.sample_rate), dtype=np.float32)
-                yield self._audio_frame(silence, context_id)
-        except TimeoutError:
-            yield ErrorFrame(error=f"speech synthesis timed out after {config.timeout_secs:g} s")
-        except Exception as error:  # noqa: BLE001 - a synthesis failure ends this utterance only
-            yield ErrorFrame(error=f"speech synthesis failed: {error}")
         finally:
             if stream is not None:
                 await stream.aclose()
-            await self.stop_ttfb_metrics()
