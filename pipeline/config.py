@@ -112,9 +112,10 @@ class LLMConfig:
     request_timeout_secs: float = 10.0
     start_timeout_secs: float = 180.0
     threads: int = 0
-    # Niceness added to a managed llama.cpp server (0 keeps the agent's): see
-    # services.llm_server.llama_cpp_command.
-    cpu_nice: int = 10
+    # Niceness added to a managed llama.cpp server (0 keeps the agent's). A lower priority
+    # lets Kokoro win the cores while the rest of an answer is generated, but the agent's own
+    # audio work then delays the next answer's first token more than it saves: off by default.
+    cpu_nice: int = 0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     extra_server_args: tuple[str, ...] = ()
 

@@ -183,9 +183,6 @@ def build_agent_config(
             request_timeout_secs=args.llm_timeout,
             context_tokens=vllm.max_model_len if vllm else LLMConfig.context_tokens,
             extra_server_args=vllm.extra_args() if (vllm and server == "vllm") else (),
-            # The benchmark's stock baseline keeps the server at the agent's priority: the lower
-            # one is part of jetvoice's tuning, not of the stock setup.
-            cpu_nice=0 if args.pipeline == "stock" else LLMConfig.cpu_nice,
         ),
         server=dataclasses.replace(server_config, max_sessions=max_sessions),
         noise_filter=not args.no_noise_filter,

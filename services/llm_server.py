@@ -59,14 +59,13 @@ def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
     if config.model_path is None:
         raise LLMServerError("the llama.cpp server needs a GGUF model path")
     cores = os.cpu_count() or 1
-    # Prompt processing (before any audio exists) gets every core; token generation, which
-    # overlaps speech synthesis and only has to outpace speaking, gets half: llama.cpp's threads
-    # meet at a barrier after every step, and two of them on two busy cores slowed a clause from
-    # a few hundred milliseconds to seconds. The server also runs at a lower CPU priority
-    # (``cpu_nice``), so while speech is synthesized Kokoro wins the cores and the first audio is
-    # not held up by the rest of the answer streaming in.
+    # Half the cores for prompt processing and for generation alike, so the agent's own audio
+    # work and Kokoro keep the rest. llama.cpp's threads meet at a barrier after every step:
+    # with as many threads as cores, any other runnable thread stalls them all. On the 2-core
+    # machine with other work running, time to first token was a median 363 ms with one prompt
+    # thread and 520 ms with two (up to seconds with a lower priority added).
     threads = config.threads or max(1, cores // 2)
-    batch_threads = config.threads or cores
+    batch_threads = threads
     return [
         sys.executable,
         # Also installs the network audit when it is on (JETVOICE_NETWORK_AUDIT).
