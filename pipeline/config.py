@@ -39,6 +39,7 @@ class STTConfig:
     compute_type: str = "int8"
     language: str = "en"
     beam_size: int = 1
+    # 0: half the cores (services.stt.WhisperEngine).
     cpu_threads: int = 0
     # Decode a window of the utterance plus this much silence (at least ``min_window_secs``)
     # instead of Whisper's 30 s: the encoder's cost follows the window (services.whisper_window).
@@ -71,6 +72,10 @@ DEFAULT_OPENERS: tuple[str, ...] = (
     "Yes.",
     "No.",
     "Okay.",
+    "Hi!",
+    "Great!",
+    "No problem!",
+    "Thank you!",
 )
 
 
