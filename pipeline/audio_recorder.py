@@ -118,6 +118,18 @@ class AudioRecorder:
             return None
         return float(self._block_times[start + voiced[-1]]) + BLOCK_SAMPLES / RECORD_SAMPLE_RATE
 
+    def longest_quiet(
+        self, start: float, end: float, threshold_dbfs: float = DEFAULT_VOICE_THRESHOLD_DBFS
+    ) -> float:
+        """Longest run (seconds) of blocks below `threshold_dbfs` arriving in [start, end)."""
+        first, last = self._block_index(start), self._block_index(end)
+        quiet = self._block_levels[first:last] < threshold_dbfs
+        longest = run = 0
+        for is_quiet in quiet:
+            run = run + 1 if is_quiet else 0
+            longest = max(longest, run)
+        return longest * BLOCK_SAMPLES / RECORD_SAMPLE_RATE
+
     def received_audio(self, since: float | None = None) -> tuple[FloatArray, int]:
         """Mono float32 audio received at or after `since` (everything if None), and its rate."""
         if len(self._chunks) > 1:

@@ -288,6 +288,9 @@ class CallDriver:
             answer_duration_s=None
             if answer_end is None or first_voice is None
             else round(answer_end - first_voice, 3),
+            longest_pause_s=None
+            if answer_end is None or first_voice is None
+            else round(caller.recorder.longest_quiet(first_voice, answer_end), 3),
             stages=derive_stages(v2v, latency, message_to_voice),
             latency=latency,
         )

@@ -185,6 +185,9 @@ class TurnResult:
     smart_turn_complete: bool | None = None
     fallback: bool | None = None
     answer_duration_s: float | None = None
+    longest_pause_s: float | None = None
+    """Longest silence between the answer's first and last sound: a piece of speech that was
+    not synthesized before the one before it finished playing shows up here."""
     stages: Stages = field(default_factory=Stages)
     latency: dict[str, Any] | None = None
     """The server's latency message data, as received."""

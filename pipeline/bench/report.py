@@ -39,6 +39,7 @@ class VariantSummary:
     stages: dict[str, Summary | None]
     wer: WordErrorRate
     smart_turn_probability: Summary | None
+    longest_pause_ms: Summary | None = None
 
     @property
     def first_turn(self) -> TurnResult | None:
@@ -73,6 +74,9 @@ def summarize_run(run: VariantRun) -> VariantSummary:
         stages=stages,
         wer=wer,
         smart_turn_probability=summarize(t.smart_turn_probability for t in measured),
+        longest_pause_ms=summarize(
+            None if t.longest_pause_s is None else t.longest_pause_s * 1000.0 for t in measured
+        ),
     )
 
 
@@ -134,6 +138,9 @@ def variant_json(summary: VariantSummary) -> dict[str, Any]:
         "overhead_ms": _headline(summary.overhead),
         "stages_ms": {k: (None if s is None else s.as_dict()) for k, s in summary.stages.items()},
         "smart_turn": _smart_turn(summary),
+        "longest_pause_in_answer_ms": None
+        if summary.longest_pause_ms is None
+        else summary.longest_pause_ms.as_dict(),
         "server_breakdown": _breakdowns(summary),
         "wer": {
             "rate": summary.wer.rate,
@@ -227,6 +234,12 @@ def _variant_table(summary: VariantSummary) -> list[str]:
         f"Smart Turn: {st['with_verdict']} verdicts, {st['complete']} complete, silence "
         f"fallback fired {st['fallback_fired']}x of {st['turns']}; {dist}"
     )
+    pause = summary.longest_pause_ms
+    if pause is not None:
+        lines.append(
+            f"Longest pause inside an answer: p50 {pause.p50:.0f} ms, p95 {pause.p95:.0f} ms, "
+            f"max {pause.max:.0f} ms (sentence pauses are 250 ms)"
+        )
     rate = summary.wer.rate
     lines.append(
         f"STT word error rate: {'-' if rate is None else f'{rate * 100:.1f} %'} "
