@@ -2,9 +2,11 @@
 
 Kokoro synthesizes a whole piece of text before its first sample, so the first audio waits for
 the first piece: about 200 ms plus 0.42 s per second of speech on two cores (3 words: 0.54 s,
-5 words: 0.94 s). The first piece is therefore short (its first clause, or three words). The
+5 words: 0.94 s). The first piece is therefore short (its first clause, or five words). The
 second is longer but bounded, so that it is synthesized while the first plays, and only then
-do pieces grow to whole sentences, each synthesized while the ones before it play.
+do pieces grow to whole sentences, each synthesized while the ones before it play. (A first
+piece of three words started speech sooner but left a median longest pause of 0.5 s inside
+answers on two cores, against 0.29 s for pipecat's sentence-level speech.)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class ChunkPolicy:
     """Where speech may be cut."""
 
     first_min_words: int = 2
-    first_max_words: int = 3
+    first_max_words: int = 5
     second_min_words: int = 3
     second_max_words: int = 8
     later_min_words: int = 6
