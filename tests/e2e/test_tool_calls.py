@@ -1,0 +1,245 @@
+"""Tools end to end: a real `jetvoice serve` (real VAD, turn, Whisper, Kokoro, WebRTC) whose LLM
+is a scripted OpenAI-compatible server that calls tools, and whose Home Assistant is a fake on
+127.0.0.1.
+
+A spoken question leads to a tool call, the result goes back to the model, and the bot speaks
+the answer built from it (calculator, Home Assistant); a timer set by voice later makes the bot
+speak by itself. A tool that hangs gets the working phrase, then the spoken apology at its
+timeout, and the next turn works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from pipeline.agent_process import AgentProcess
+from pipeline.audio_clip import FloatArray, block_levels_dbfs
+from pipeline.ice_policy import loopback_only_ice
+from pipeline.loopback_caller import LoopbackCaller
+from pipeline.tools_cli import HOME_ASSISTANT_TOKEN_ENV
+from services.llm_server import free_loopback_port
+from tests.support import fake_home_assistant
+from tests.support.conversation import Reply, ask, fixture_clip, transcribe, wait_out_greeting
+
+TOOL_TIMEOUT_S = 2.0
+# Past the end of the answer saying that the timer is set (not that it matters).
+TIMER_S = 12.0
+_VOICE_DBFS = -45.0
+# A pause at least this long separates two utterances ("One moment." and the answer).
+_GAP_S = 0.2
+
+
+def _start(module: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_loopback_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port)], stdin=subprocess.DEVNULL
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_up(url: str, path: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}{path}", timeout=1.0, trust_env=False).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"the test server at {url} did not start")
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[str, str]]:
+    """The scripted LLM and the fake Home Assistant, each in its own process: their URLs."""
+    llm, llm_url = _start("tests.support.scripted_llm")
+    ha, ha_url = _start("tests.support.fake_home_assistant")
+    try:
+        _wait_up(llm_url, "/v1/models")
+        _wait_up(ha_url, "/commands")
+        yield llm_url, ha_url
+    finally:
+        # A request stuck in "hang" mode keeps uvicorn from shutting down gracefully.
+        for process in (llm, ha):
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def tool_agent(servers: tuple[str, str]) -> Iterator[AgentProcess]:
+    """A real agent with the local tools and Home Assistant, on the scripted LLM."""
+    llm_url, ha_url = servers
+    agent = AgentProcess(
+        [
+            "--llm",
+            "external",
+            "--llm-url",
+            f"{llm_url}/v1",
+            "--tool-timeout",
+            str(TOOL_TIMEOUT_S),
+            "--home-assistant-url",
+            ha_url,
+        ],
+        env={HOME_ASSISTANT_TOKEN_ENV: fake_home_assistant.TOKEN},
+    )
+    agent.start(ready_timeout=300)
+    try:
+        yield agent
+    finally:
+        code = agent.stop()
+        agent.log_path.unlink(missing_ok=True)
+        assert code == 0
+
+
+async def _post(url: str, body: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+        (await client.post(url, json=body)).raise_for_status()
+
+
+async def _script(llm_url: str, tool: str | None, arguments: dict[str, Any] | None = None) -> None:
+    """The scripted model's next turn: a call of ``tool`` (None: a plain answer)."""
+    await _post(f"{llm_url}/control", {"turns": [{"tool": tool, "arguments": arguments or {}}]})
+
+
+def utterances(audio: FloatArray, rate: int) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each stretch of voice separated by at least ``_GAP_S``."""
+    block = rate // 100
+    voiced = np.flatnonzero(block_levels_dbfs(audio, block) >= _VOICE_DBFS)
+    spans: list[tuple[float, float]] = []
+    for index in voiced:
+        start, end = index / 100, (index + 1) / 100
+        if spans and start - spans[-1][1] < _GAP_S:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
+
+
+async def ask_and_listen(
+    caller: LoopbackCaller, clip: FloatArray, rate: int, quiet_s: float = 3.0
+) -> Reply:
+    """Like :func:`ask`, but the reply lasts until ``quiet_s`` of silence: a tool's answer may
+    come well after the working phrase."""
+    reply = await ask(caller, clip, rate)
+    await caller.wait_for_silence(quiet_s, timeout=60, after=reply.first_voice)
+    audio, audio_rate = caller.received_audio(reply.first_voice - 0.2)
+    return dataclasses.replace(reply, audio=audio, rate=audio_rate)
+
+
+def _split(reply: Reply) -> tuple[str, str, float]:
+    """What the bot said first (the working phrase), what it said after, and when that second
+    part began, in seconds after the end of the question."""
+    spans = utterances(reply.audio, reply.rate)
+    assert len(spans) >= 2, f"expected the working phrase and an answer, heard {spans}"
+    cut = int((spans[0][1] + _GAP_S / 2) * reply.rate)
+    first = transcribe(reply.audio[:cut], reply.rate)
+    rest = transcribe(reply.audio[cut:], reply.rate)
+    # received_audio starts 0.2 s before the first voice.
+    answer_at = reply.latency_s + spans[1][0] - 0.2
+    return first.lower(), rest.lower(), answer_at
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(420)
+async def test_spoken_questions_are_answered_with_the_tools_results(
+    servers: tuple[str, str], tool_agent: AgentProcess
+) -> None:
+    llm_url, ha_url = servers
+    question, rate = fixture_clip("weather_question.wav")
+    lamp, lamp_rate = fixture_clip("turn_on_the_living_room_lamp.wav")
+    hello, hello_rate = fixture_clip("hello_world.wav")
+    with loopback_only_ice():
+        async with LoopbackCaller(tool_agent.base_url) as caller:
+            await wait_out_greeting(caller, time.monotonic())
+            plain_s = await _plain_turn(caller, llm_url, question, rate)
+
+            # The calculator, through a call streamed as OpenAI tool_calls deltas. An instant
+            # tool: no working phrase, the answer is the first thing said.
+            await _script(llm_url, "calculate", {"expression": "17 * 23"})
+            reply = await ask_and_listen(caller, question, rate)
+            heard = transcribe(reply.audio, reply.rate).lower()
+            print(
+                f"calculator: answer {reply.latency_s:.2f} s after the question "
+                f"(no tool: {plain_s:.2f} s): {heard!r}"
+            )
+            assert "391" in heard.replace(",", "") or "three hundred" in heard
+            assert "moment" not in heard
+
+            # Home Assistant: the model hands over the user's words; HA's reply is spoken.
+            await _script(llm_url, "home_assistant", {"command": "$user"})
+            reply = await ask_and_listen(caller, lamp, lamp_rate)
+            heard = transcribe(reply.audio, reply.rate).lower()
+            print(f"home assistant: answer {reply.latency_s:.2f} s after the question: {heard!r}")
+            async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+                commands = (await client.get(f"{ha_url}/commands")).json()
+            assert "lamp" in commands["commands"][-1]["text"].lower()
+            assert "lamp" in heard
+
+            # A timer set by voice rings later, with nobody asking: well after the answer that
+            # it was set has been said.
+            await _script(
+                llm_url, "set_timer", {"duration": f"{TIMER_S:g} seconds", "label": "tea"}
+            )
+            reply = await ask(caller, hello, hello_rate)
+            # It cannot ring before this: the tool ran after the question ended.
+            due = reply.speech_end + TIMER_S
+            ring = await caller.wait_for_voice(due, timeout=20)
+            await caller.wait_for_silence(1.5, timeout=30, after=ring)
+            heard = transcribe(*caller.received_audio(due)).lower()
+            print(f"timer: rang {ring - reply.speech_end:.1f} s after the question: {heard!r}")
+            assert "tea" in heard and "done" in heard
+
+
+async def _plain_turn(
+    caller: LoopbackCaller, llm_url: str, question: FloatArray, rate: int
+) -> float:
+    """A turn without a tool, for comparison: seconds from the question to the answer."""
+    await _script(llm_url, None)
+    reply = await ask_and_listen(caller, question, rate)
+    assert "paris" in transcribe(reply.audio, reply.rate).lower()
+    return reply.latency_s
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(420)
+async def test_a_hanging_tool_gets_a_spoken_apology_and_the_next_turn_works(
+    servers: tuple[str, str], tool_agent: AgentProcess
+) -> None:
+    llm_url, ha_url = servers
+    lamp, lamp_rate = fixture_clip("turn_on_the_living_room_lamp.wav")
+    question, rate = fixture_clip("weather_question.wav")
+    with loopback_only_ice():
+        async with LoopbackCaller(tool_agent.base_url) as caller:
+            await wait_out_greeting(caller, time.monotonic())
+            await _script(llm_url, None)
+            normal = await ask(caller, question, rate)
+            assert "paris" in transcribe(normal.audio, normal.rate).lower()
+
+            await _post(f"{ha_url}/control", {"mode": "hang"})
+            try:
+                await _script(llm_url, "home_assistant", {"command": "$user"})
+                hung = await ask_and_listen(caller, lamp, lamp_rate)
+                first, apology, apology_at = _split(hung)
+                print(
+                    f"hanging tool: apology {apology_at:.2f} s after the question "
+                    f"(normal turn {normal.latency_s:.2f} s): {apology!r}"
+                )
+                assert "moment" in first
+                assert "sorry" in apology and "too long" in apology
+                assert apology_at <= normal.latency_s + TOOL_TIMEOUT_S + 1.0
+            finally:
+                await _post(f"{ha_url}/control", {"mode": "ok"})
+
+            await _script(llm_url, None)
+            recovered = await ask(caller, question, rate)
+            heard = transcribe(recovered.audio, recovered.rate).lower()
+            assert "paris" in heard, f"after the hung tool, the next turn said {heard!r}"
