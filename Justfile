@@ -41,6 +41,12 @@ test: setup lint check-jetson browser-deps
 soak *ARGS: setup
     uv run --no-sync pytest --soak -s tests/soak {{ARGS}}
 
+# Opt-in, about an hour on 2 cores (real agents, a 30-session soak); flags go to the script,
+# e.g. `just break-check --rows 1,7` or `--list`. Results: artifacts/break_check.json
+# Break each RELIABILITY row on purpose, in a throw-away copy of the tree: its tests must fail
+break-check *ARGS: setup
+    uv run --no-sync python scripts/break_check.py {{ARGS}}
+
 # Playwright drives it; no browser is ever downloaded. Where it cannot be installed (no root or
 # sudo, no apt) this says so and the browser test skips.
 # Install Debian's Chromium for the browser test, if missing
