@@ -15,8 +15,10 @@ from pathlib import Path
 
 from pipeline.bench.cli import add_bench_parser, run_bench
 from pipeline.history_cli import add_history_arguments, add_history_parser, run_history
+from pipeline.network_audit import allow_lan_peer
 from pipeline.network_audit import install_from_environment as install_network_audit
 from pipeline.offline import enforce_offline_environment
+from pipeline.tools_cli import add_tools_arguments
 
 # `jetvoice serve` runs the event loop in asyncio debug mode with a 50 ms slow-callback log.
 ASYNCIO_DEBUG_ENV = "JETVOICE_ASYNCIO_DEBUG"
@@ -75,6 +77,13 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="concurrent voice sessions; more are answered 503 (default: the profile's, 2 on cpu)",
     )
     serve.add_argument(
+        "--max-guests",
+        type=int,
+        default=3,
+        help="people who may join one conversation from other devices, besides whoever started "
+        "it; 0 turns joining off (default: 3)",
+    )
+    serve.add_argument(
         "--no-warmup", action="store_true", help="skip the warm-up pass through every model"
     )
     serve.add_argument(
@@ -92,6 +101,7 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     )
     _add_access_arguments(serve)
     add_history_arguments(serve)
+    add_tools_arguments(serve)
 
 
 def _add_state_dir_argument(parser: argparse._ActionsContainer) -> None:
@@ -186,6 +196,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"jetvoice: {error}", file=sys.stderr)
         return 2
+    if config.tools.home_assistant and config.tools.home_assistant_url:
+        # The one peer off loopback jetvoice talks to, and only when configured.
+        allow_lan_peer(config.tools.home_assistant_url)
     logger.remove()
     logger.add(sys.stderr, level=args.log_level.upper())
     if cert_report is not None and cert_report.server_issued:

@@ -29,6 +29,53 @@ DEFAULT_GREETING = "Hi, I'm Jet. How can I help?"
 DEFAULT_RESUME_GREETING = "Welcome back. Where were we?"
 
 
+# The local tools the LLM may call. Home Assistant is never on by default: it needs a URL and a
+# token, and is the only tool that talks to another machine.
+ToolName = Literal["clock", "timers", "calculator", "units", "home_assistant"]
+DEFAULT_TOOLS: tuple[ToolName, ...] = ("clock", "timers", "calculator", "units")
+# Spoken as soon as the model asks for a tool, while it runs and the answer is prepared.
+DEFAULT_TOOL_WORKING_PHRASE = "One moment."
+# Spoken instead of an answer when a tool runs past its timeout.
+DEFAULT_TOOL_TIMEOUT_APOLOGY = "Sorry, that is taking too long. Please try again later."
+
+
+@dataclass(frozen=True)
+class ToolsConfig:
+    """The tools offered to the LLM (function calling), each call bounded by a timeout."""
+
+    enabled: tuple[ToolName, ...] = DEFAULT_TOOLS
+    # Longest one tool call may run, whatever it waits on (Home Assistant included); past it
+    # the call is cancelled and the bot apologises.
+    timeout_secs: float = 6.0
+    # The working phrase is said once a call has run this long: an instant tool's answer
+    # follows at once, and a phrase still playing would hold that answer back.
+    working_phrase: str = DEFAULT_TOOL_WORKING_PHRASE
+    working_phrase_after_secs: float = 0.5
+    timeout_apology: str = DEFAULT_TOOL_TIMEOUT_APOLOGY
+    # The tool's own sentence is the answer and the LLM is not asked again. For small models
+    # that cannot answer from a tool's result: the cpu profile's 0.5B model calls the same tool
+    # again, or echoes the result as JSON, instead of saying it.
+    speak_results: bool = False
+    # Tool calls one user turn may make before the bot gives up (a model calling in circles).
+    max_calls_per_turn: int = 4
+    # Timers and reminders per session, and the longest one may run.
+    max_timers: int = 10
+    max_timer_secs: float = 24 * 3600.0
+    # Home Assistant's base URL (``http://homeassistant.local:8123``) and a long-lived access
+    # token; the tool exists only when both are set. repr=False keeps the token out of logs.
+    home_assistant_url: str | None = None
+    home_assistant_token: str | None = field(default=None, repr=False)
+
+    @property
+    def home_assistant(self) -> bool:
+        """Whether the Home Assistant tool is configured (and so offered)."""
+        return (
+            "home_assistant" in self.enabled
+            and bool(self.home_assistant_url)
+            and bool(self.home_assistant_token)
+        )
+
+
 @dataclass(frozen=True)
 class STTConfig:
     """faster-whisper settings: greedy decoding, one model shared by every session."""
@@ -94,7 +141,9 @@ class TTSConfig:
     # Longest one synthesized batch (up to 510 phonemes) may take before the utterance is
     # given up with an error.
     timeout_secs: float = 15.0
-    opener_phrases: tuple[str, ...] = DEFAULT_OPENERS
+    # Off by default: with an opener played at once, the wait for the next piece became a
+    # pause inside the answer (over 1.5 s on two loaded cores). ``DEFAULT_OPENERS`` turns it on.
+    opener_phrases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +198,10 @@ class ServerConfig:
     # Each session holds its own VAD, turn model, noise filter and pipeline buffers and shares
     # the engines; the profile picks the default (2 on the cpu profile).
     max_sessions: int = 2
+    # People who may join one conversation from their own devices (to listen and speak) besides
+    # the one who started it. They share its pipeline, so they do not count against
+    # max_sessions; each costs an Opus decoder and encoder (see pipeline.party).
+    max_guests: int = 3
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
     # The local CA's certificate (public part only), offered at /ca.crt for phones to trust.
@@ -230,3 +283,4 @@ class AgentConfig:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     context_window: ContextWindowConfig = field(default_factory=ContextWindowConfig)
     resume_greeting: str = DEFAULT_RESUME_GREETING
+    tools: ToolsConfig = field(default_factory=ToolsConfig)

@@ -180,6 +180,13 @@ async def summarize_folded(
     return " ".join(text.split())[: config.digest_chars]
 
 
+def _as_sent(message: Message) -> Message:
+    """A context message as the LLM client sends it: tool calls and results as they are."""
+    if message.get("tool_calls") or message.get("role") == "tool":
+        return message
+    return {"role": message.get("role", "user"), "content": text_of(message)}
+
+
 async def prewarm_with_llm(
     endpoint: LLMEndpoint,
     system_prompt: str,
@@ -187,24 +194,30 @@ async def prewarm_with_llm(
     messages: Sequence[Message],
     *,
     timeout_secs: float,
+    tools: Sequence[Message] = (),
 ) -> None:
     """Have the server evaluate the folded context once (one token), so the next turn finds
     it in the prefix cache instead of paying for the new summary and kept turns itself.
 
+    ``tools`` are the session's tools as its requests carry them: they render into the prompt
+    right after the system prompt, so without them nothing past the system prompt would match.
+
     Raises:
         httpx.HTTPError: the request failed.
     """
-    body = {
+    body: Message = {
         "model": endpoint.model,
         "messages": [
             {"role": "system", "content": system_prompt},
-            *({"role": m.get("role", "user"), "content": text_of(m)} for m in messages),
+            *(_as_sent(m) for m in messages),
         ],
         "max_tokens": 1,
         "temperature": 0.0,
         "stream": False,
         "chat_template_kwargs": {"enable_thinking": False},
     }
+    if tools:
+        body["tools"] = list(tools)
     response = await client.post(
         f"{endpoint.base_url}/chat/completions",
         json=body,

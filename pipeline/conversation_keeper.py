@@ -29,6 +29,7 @@ from pipeline.config import AgentConfig
 from pipeline.context_window import Compactor, Message, prewarm_with_llm, summarize_folded
 from pipeline.conversation_store import ConversationWriter, TurnRecord
 from pipeline.fallback import stage_of
+from pipeline.tools.schemas import openai_tools
 from services.llm_server import LLMEndpoint
 
 # Stages whose failure ends the turn: no answer will come.
@@ -180,6 +181,7 @@ class ConversationKeeper:
                 client,
                 messages,
                 timeout_secs=self._config.context_window.summary_timeout_secs,
+                tools=openai_tools(self._config.tools),
             )
 
     async def _summarize(self, previous: str, folded: Sequence[Message]) -> str:

@@ -6,7 +6,8 @@ budget inside a think block that the think filter removes. Either way the respon
 ends with nothing to say, no ``ErrorFrame`` is raised, and the user waits in silence. This
 processor, after the think filter, reports such a response as an error of the LLM service, so
 the failure responder says its apology like for any other LLM failure. An interrupted response
-(the user spoke again) is not a failure.
+(the user spoke again) is not a failure, and neither is one that calls tools instead of talking
+(the answer comes with the next response, after the tools' results).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
+    FunctionCallsStartedFrame,
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -37,6 +39,7 @@ class EmptyAnswerGuard(FrameProcessor):
         self._llm = llm
         self._open = False
         self._said_something = False
+        self._called_tools = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Watch each response for words; pass every frame on."""
@@ -45,13 +48,18 @@ class EmptyAnswerGuard(FrameProcessor):
             self._open, self._said_something = True, False
         elif isinstance(frame, LLMTextFrame) and frame.text.strip():
             self._said_something = True
+        elif isinstance(frame, FunctionCallsStartedFrame):
+            # A system frame: it may overtake the queued start of its own response, so it is
+            # remembered until the response's end rather than reset by the start.
+            self._called_tools = True
         elif isinstance(frame, InterruptionFrame):
             self._open = False
-        elif isinstance(frame, LLMFullResponseEndFrame) and self._open:
-            self._open = False
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            said = self._said_something or self._called_tools
+            was_open, self._open, self._called_tools = self._open, False, False
             # A response cancelled by the user speaking again is not a failure, even when the
             # interruption overtook the response's start (so the guard saw no interruption).
-            if not self._said_something and frame.metadata.get(RESPONSE_COMPLETE, True):
+            if was_open and not said and frame.metadata.get(RESPONSE_COMPLETE, True):
                 error = ErrorFrame(error=EMPTY_ANSWER_ERROR)
                 # Attributed to the LLM service: the failure responder apologises for it.
                 error.processor = self._llm

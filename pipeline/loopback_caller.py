@@ -90,12 +90,15 @@ class LoopbackCaller:
         headers: dict[str, str] | None = None,
         config: CallerConfig | None = None,
         resume_pc_id: str | None = None,
+        join: str | None = None,
     ) -> None:
         """Prepare a call to `base_url` (e.g. "http://127.0.0.1:7860"); nothing connects yet.
 
         With `resume_pc_id` the offer names an earlier call's peer and asks for a restart
         (`restart_pc`), as pipecat's browser client does when it reconnects: the server keeps
-        that session and gives it this new peer connection.
+        that session and gives it this new peer connection. With `join` (a session id, as in
+        another call's `session_id`) the call joins that running conversation instead of
+        starting one, as the page opened from a join link does.
         """
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -114,7 +117,10 @@ class LoopbackCaller:
         self._bot_up = asyncio.Event()
         self._closed = False
         self._resume_pc_id = resume_pc_id
+        self._join = join
         self.pc_id: str | None = None
+        # The server's id for the conversation this call is in (what another call joins with).
+        self.session_id: str | None = None
         self.answer_sdp: str | None = None
         # (arrival time, samples, sample rate) of every bot audio frame, for pacing checks.
         self.frame_arrivals: list[tuple[float, int, int]] = []
@@ -376,10 +382,18 @@ class LoopbackCaller:
     async def _post_offer(self, sdp: str) -> str:
         assert self._http is not None
         resume = self._resume_pc_id
-        body = {"sdp": sdp, "type": "offer", "pc_id": resume, "restart_pc": resume is not None}
+        body: dict[str, Any] = {
+            "sdp": sdp,
+            "type": "offer",
+            "pc_id": resume,
+            "restart_pc": resume is not None,
+        }
+        if self._join is not None:
+            body["join"] = self._join
         response = await self._http.post(self._offer_url, json=body)
         answer = parse_answer(response.status_code, response.text)
         self.pc_id = answer["pc_id"]
+        self.session_id = answer.get("session_id")
         self.answer_sdp = answer["sdp"]
         return answer["sdp"]
 

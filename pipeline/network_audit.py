@@ -1,10 +1,12 @@
 """Proof that a process stays on loopback: an audit hook on socket calls.
 
 With ``JETVOICE_NETWORK_AUDIT=/path/file`` set, ``jetvoice serve`` and the LLM server it starts
-append one line per socket call aimed at a non-loopback address (connect, sendto, bind,
-getaddrinfo of any name but localhost) to that file. Tests set it for a whole spoken session
-and assert the file stays empty. It records rather than raises: a raise inside a library's
-event loop would be swallowed or turn into an unrelated failure.
+append one line per socket call aimed at a non-loopback address (connect, sendto, bind, and a
+name lookup, getaddrinfo or gethostbyname, of any name but localhost) to that file. Tests set it
+for a whole spoken session and assert the file stays empty. It records rather than raises: a
+raise inside a library's event loop would be swallowed or turn into an unrelated failure. The
+one exception is a LAN peer the user configured (Home Assistant, off by default): see
+:func:`allow_lan_peer`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,40 @@ import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 ENV_VAR = "JETVOICE_NETWORK_AUDIT"
-AUDITED_EVENTS = ("socket.connect", "socket.sendto", "socket.bind", "socket.getaddrinfo")
+# Name lookups leave the house too (a resolver query): aioice resolves a STUN server with
+# socket.gethostbyname, which raises its own event, not getaddrinfo's.
+LOOKUP_EVENTS = ("socket.getaddrinfo", "socket.gethostbyname")
+AUDITED_EVENTS = ("socket.connect", "socket.sendto", "socket.bind", *LOOKUP_EVENTS)
+
+# Host names of configured LAN peers (Home Assistant). While there is one, connections to
+# private LAN addresses are accepted too: the name resolves to one of them. Empty by default.
+_lan_peers: set[str] = set()
+
+
+def allow_lan_peer(url: str) -> None:
+    """Accept calls to the configured LAN peer at ``url`` (its host name, or any private LAN
+    address it may resolve to) from now on. Only for a peer the user configured."""
+    host = urlsplit(url).hostname
+    if host:
+        _lan_peers.add(host.lower())
+
+
+def _is_lan_peer(host: object) -> bool:
+    if not _lan_peers or host is None:
+        return False
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    host = str(host)
+    if host.lower() in _lan_peers:
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return address.is_private or address.is_link_local
 
 
 def is_local(host: object, *, bind: bool) -> bool:
@@ -37,7 +70,7 @@ def violation(event: str, args: tuple[Any, ...]) -> str | None:
     """A description of the call if it leaves loopback, else None."""
     if event not in AUDITED_EVENTS:
         return None
-    if event == "socket.getaddrinfo":
+    if event in LOOKUP_EVENTS:
         host = args[0]
     else:
         address = args[1]
@@ -45,6 +78,8 @@ def violation(event: str, args: tuple[Any, ...]) -> str | None:
             return None  # AF_UNIX paths
         host = address[0]
     if is_local(host, bind=event == "socket.bind"):
+        return None
+    if event != "socket.bind" and _is_lan_peer(host):
         return None
     return f"{event} {host!r}"
 

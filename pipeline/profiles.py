@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
+import os
 from pathlib import Path
 
 from models.paths import profile_paths
@@ -22,6 +23,7 @@ from pipeline.config import (
 from pipeline.history_cli import history_config
 from pipeline.lan_addresses import LocalNames, local_names, url_host
 from pipeline.pairing import load_or_create_token
+from pipeline.tools_cli import tools_config
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -95,6 +97,9 @@ def build_server_config(
     check_bind_security(args.host, tls=args.tls or own_cert)
     if args.max_sessions is not None and args.max_sessions < 1:
         raise ValueError("--max-sessions must be at least 1")
+    max_guests = getattr(args, "max_guests", ServerConfig.max_guests)
+    if max_guests < 0:
+        raise ValueError("--max-guests must be 0 or more")
     for path in (certfile, keyfile):
         if path is not None and not Path(path).is_file():
             raise ValueError(f"no such file: {path}")
@@ -118,6 +123,7 @@ def build_server_config(
         pairing_token=token,
         require_token=args.require_token or not loopback,
         public_urls=public_urls(args.host, args.port, scheme, names),
+        max_guests=max_guests,
     )
     return server, report
 
@@ -190,4 +196,5 @@ def build_agent_config(
         variant=args.pipeline,
         history=history_config(args, getattr(args, "state_dir", None) or default_state_dir()),
         context_window=ContextWindowConfig(summarizer="digest" if server == "llamacpp" else "llm"),
+        tools=tools_config(args, os.environ, small_model=server == "llamacpp"),
     )

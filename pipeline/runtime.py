@@ -14,6 +14,7 @@ from loguru import logger
 from pipeline.config import AgentConfig
 from pipeline.conversation_store import ConversationWriter
 from pipeline.metrics import Metrics
+from pipeline.tools.schemas import openai_tools
 from services.llm_server import LLMEndpoint, LLMServer
 from services.stt import WhisperEngine
 from services.tts import KokoroEngine
@@ -122,7 +123,9 @@ class AgentRuntime:
 
         greetings = (self.config.greeting, self.config.resume_greeting)
         greeting = tuple(g for g in greetings if g)
-        return (*greeting, *APOLOGIES.values())
+        tools = self.config.tools
+        tool_phrases = (tools.working_phrase, tools.timeout_apology) if tools.enabled else ()
+        return (*greeting, *APOLOGIES.values(), *(p for p in tool_phrases if p))
 
     async def _prune_daily(self) -> None:
         """Apply the history's retention period once a day while the server runs."""
@@ -139,9 +142,10 @@ class AgentRuntime:
         self.timings.llm_ready = time.perf_counter() - started
 
     async def _warm_llm(self) -> None:
-        """One tiny completion with the real system prompt, so its prefix is in the KV cache."""
+        """One tiny completion with the real system prompt and tools, so the prompt prefix they
+        render to is in the KV cache."""
         endpoint = self.llm_endpoint
-        body = {
+        body: dict[str, object] = {
             "model": endpoint.model,
             "messages": [
                 {"role": "system", "content": self.config.llm.system_prompt},
@@ -150,6 +154,9 @@ class AgentRuntime:
             "max_tokens": 1,
             "temperature": 0.0,
         }
+        tools = openai_tools(self.config.tools)
+        if tools:
+            body["tools"] = tools
         headers = {"Authorization": f"Bearer {endpoint.api_key}"}
         timeout = httpx.Timeout(self.config.llm.request_timeout_secs * 3, connect=2.0)
         async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:

@@ -1,7 +1,8 @@
 """The LAN server: the talk page, pipecat's SmallWebRTC signalling contract, health, metrics.
 
 Routes follow pipecat's SmallWebRTC runner so existing clients work unchanged:
-``POST/PATCH /api/offer``, ``POST /start`` + ``/sessions/{id}/api/offer``, plus ``GET /health``
+``POST/PATCH /api/offer`` (``{"join": <session id>}`` in an offer joins a running conversation,
+see :mod:`pipeline.party`), ``POST /start`` + ``/sessions/{id}/api/offer``, plus ``GET /health``
 and ``GET /metrics`` (Prometheus text). Around them: ``GET /api/pairing`` (is this device
 paired?), ``GET /ca.crt`` (the local CA, for phones to trust) and ``GET /pair`` (the pairing QR
 code, for this machine's own browser only). Access control (same-origin, pairing token, offer
@@ -251,6 +252,7 @@ def health_report(runtime: AgentRuntime, sessions: SessionManager) -> dict[str, 
             "active": sessions.active,
             "max": runtime.config.server.max_sessions,
             "peers": sessions.handler.peer_count,
+            "guests": sessions.guests,
         },
         "models": runtime.models_status(),
         "llm": {

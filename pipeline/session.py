@@ -42,8 +42,11 @@ from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
 from pipeline.liveness import PeerWatchdog
 from pipeline.metrics import Metrics
+from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
+from pipeline.shared_transport import SharedTransport
 from pipeline.think_filter import ThinkFilter
+from pipeline.tools.registry import install_tools
 from services.llm import create_llm_service
 from services.stt import WhisperSTTService
 from services.tts import KokoroTTSService
@@ -57,20 +60,21 @@ def _transport(
     *,
     out_10ms_chunks: int,
     noise_filter_in_transport: bool,
+    party: Party | None = None,
 ) -> SmallWebRTCTransport:
     config = runtime.config
     in_transport = config.noise_filter and noise_filter_in_transport
-    return SmallWebRTCTransport(
-        webrtc_connection=connection,
-        params=TransportParams(
-            audio_in_enabled=True,
-            audio_out_enabled=True,
-            audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
-            audio_out_sample_rate=config.tts.sample_rate,
-            audio_in_filter=RNNoiseFilter() if in_transport else None,
-            audio_out_10ms_chunks=out_10ms_chunks,
-        ),
+    params = TransportParams(
+        audio_in_enabled=True,
+        audio_out_enabled=True,
+        audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
+        audio_out_sample_rate=config.tts.sample_rate,
+        audio_in_filter=RNNoiseFilter() if in_transport else None,
+        audio_out_10ms_chunks=out_10ms_chunks,
     )
+    if party is not None:
+        return SharedTransport(connection, params, party)
+    return SmallWebRTCTransport(webrtc_connection=connection, params=params)
 
 
 def audio_ingress(config: AgentConfig) -> AudioIngress:
@@ -120,9 +124,16 @@ def _watchdog(
 
 
 def build_worker(
-    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
+    connection: SmallWebRTCConnection,
+    runtime: AgentRuntime,
+    session_id: str,
+    party: Party | None = None,
 ) -> PipelineWorker:
-    """Assemble the pipeline for one peer and return its (not yet running) worker."""
+    """Assemble the pipeline for one peer and return its (not yet running) worker.
+
+    With ``party``, others can join the conversation (see pipeline.party): their audio is mixed
+    into the input and they hear the bot too.
+    """
     config = runtime.config
     if runtime.whisper is None or runtime.kokoro is None:
         raise RuntimeError("the runtime has not loaded its models")
@@ -132,13 +143,17 @@ def build_worker(
     # before the first bot sample leaves.
     # RNNoise runs in the audio ingress, after malformed frames are repaired, not in the
     # transport (see pipeline.audio_ingress).
-    transport = _transport(connection, runtime, out_10ms_chunks=2, noise_filter_in_transport=False)
+    transport = _transport(
+        connection, runtime, out_10ms_chunks=2, noise_filter_in_transport=False, party=party
+    )
     shorten_audio_jitter_buffers(connection.pc)
     aggregators = user_turn_aggregators(config)
     llm = create_llm_service(config.llm, runtime.llm_endpoint)
+    install_tools(llm, aggregators.user().context, config.tools, session_id)
     processors: list[FrameProcessor] = [
         transport.input(),
         _watchdog(connection, runtime, session_id),
+        *([party.mixer] if party is not None else []),
         audio_ingress(config),
         WhisperSTTService(runtime.whisper),
         aggregators.user(),
@@ -149,7 +164,15 @@ def build_worker(
         transport.output(),
         aggregators.assistant(),
     ]
-    return _worker(processors, connection, runtime, session_id, transport, aggregators=aggregators)
+    return _worker(
+        processors,
+        connection,
+        runtime,
+        session_id,
+        transport,
+        aggregators=aggregators,
+        party=party,
+    )
 
 
 def _stock_worker(
@@ -201,11 +224,13 @@ def _worker(
     transport: SmallWebRTCTransport,
     *,
     aggregators: LLMContextAggregatorPair | None = None,
+    party: Party | None = None,
 ) -> PipelineWorker:
     """Wrap the processors in a worker with metrics, the latency report and the greeting.
 
     With ``aggregators``, the session keeps its turns in the history and its context window
-    rolling (see pipeline.conversation_keeper).
+    rolling (see pipeline.conversation_keeper). With ``party``, the session outlives its host
+    while anyone who joined is still in the conversation, and ends when the last one leaves.
     """
     config = runtime.config
     keeper = (
@@ -248,12 +273,26 @@ def _worker(
         if greeting:
             await worker.queue_frames([TTSSpeakFrame(greeting)])
 
-    @transport.event_handler("on_client_disconnected")
-    async def on_client_disconnected(_transport: SmallWebRTCTransport, _client: object) -> None:
-        logger.info(f"[{session_id}] client disconnected")
+    ended = False
+
+    async def end() -> None:
+        nonlocal ended
+        if ended:
+            return
+        ended = True
         if keeper is not None:
             await keeper.end()
         await worker.cancel()
+
+    if party is not None:
+        party.open(out_sample_rate=config.tts.sample_rate, on_empty=end)
+
+    @transport.event_handler("on_client_disconnected")
+    async def on_client_disconnected(_transport: SmallWebRTCTransport, _client: object) -> None:
+        logger.info(f"[{session_id}] client disconnected")
+        if party is not None and await party.host_left():
+            return
+        await end()
 
     return worker
 

@@ -5,13 +5,18 @@ so a malformed one is refused with 400 and no peer connection is ever made for i
 gets a fresh pipeline; an offer naming a live peer's ``pc_id`` renegotiates that peer (with
 ``restart_pc`` pipecat replaces its ``RTCPeerConnection`` and gives it a new id) and keeps its
 one pipeline.
+
+An offer with ``"join": <session id>`` joins that session's conversation instead of starting
+one (see :mod:`pipeline.party`): the new peer is answered like any other, but gets no pipeline;
+its audio is mixed into the session's and it hears the bot. Every answer carries its
+``session_id``, which is what another device joins with.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,7 +31,9 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 
+from pipeline.audio_out_track import audio_sender_track, release_pending_audio
 from pipeline.memory import collect_session_garbage, release_free_memory
+from pipeline.party import Party, PartyError
 from pipeline.runtime import AgentRuntime
 from pipeline.sdp_check import SDPError, check_offer
 from pipeline.session import build_worker, run_session
@@ -36,6 +43,8 @@ BUSY_RETRY_AFTER_SECS = 10
 LOADING_RETRY_AFTER_SECS = 5
 PATCH_TIMEOUT_SECS = 5.0
 CLOSE_TIMEOUT_SECS = 10.0
+# What a session id looks like (ours are 12 hex digits; pipecat's /start hands out the same).
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class OfferError(ValueError):
@@ -93,7 +102,7 @@ class PeerRequestHandler(SmallWebRTCRequestHandler):
         existing = self._pcs_map.get(request.pc_id) if request.pc_id else None
         if existing is None:
             return await self._answer_new_peer(request, webrtc_connection_callback)
-        abandoned = _audio_sender_track(existing) if request.restart_pc else None
+        abandoned = audio_sender_track(existing) if request.restart_pc else None
         try:
             answer = await super().handle_web_request(request, webrtc_connection_callback)
         except Exception:
@@ -149,63 +158,41 @@ class PeerRequestHandler(SmallWebRTCRequestHandler):
         return self._pcs_map.get(pc_id)
 
 
-def _audio_sender_track(connection: SmallWebRTCConnection) -> object | None:
-    """The track the bot's audio is sent from (transceiver 0), if any."""
-    transceivers = connection.pc.getTransceivers()
-    return transceivers[0].sender.track if transceivers else None
-
-
-def release_pending_audio(track: object) -> int:
-    """Complete the writes still queued on an output track that no peer will read again.
-
-    pipecat's output transport awaits every audio write until the peer connection's sender has
-    consumed it. When a peer restarts (``restart_pc``) its old connection is closed with bot
-    audio still queued (a reconnect during an answer): that write never completes, the output
-    waits ``audio_out_write_timeout_secs`` (10 s), then writes the transport off for good and
-    the reconnected user never hears the bot again. pipecat's ``RawAudioTrack`` keeps the
-    writes in ``_chunk_queue`` as (chunk, future) pairs; there is no public way to drop them.
-    Returns the number of writes released.
-    """
-    queue = getattr(track, "_chunk_queue", None)
-    if not isinstance(queue, deque):
-        return 0
-    released = 0
-    while queue:
-        _chunk, future = queue.popleft()
-        if isinstance(future, asyncio.Future) and not future.done():
-            future.set_result(True)
-            released += 1
-    if released:
-        logger.debug(f"released {released} audio writes queued for a replaced peer connection")
-    return released
-
-
-async def _run_then_release(session: Coroutine[Any, Any, None]) -> None:
-    """Run a session; then free its garbage and give the memory back (see pipeline.memory)."""
+async def _run_then_release(session: Coroutine[Any, Any, None], party: Party) -> None:
+    """Run a session, then see its guests out; free its garbage and give the memory back
+    (see pipeline.memory)."""
     try:
         await session
     finally:
+        await party.close()
         collect_session_garbage()
         await asyncio.to_thread(release_free_memory)
 
 
 @dataclass(frozen=True)
 class _Session:
-    """A running pipeline and the id its log lines carry."""
+    """A running pipeline, the id its log lines carry, and who joined its conversation."""
 
     task: asyncio.Task[None]
     session_id: str
+    party: Party
 
 
-SessionStarter = Callable[[SmallWebRTCConnection, AgentRuntime, str], Coroutine[Any, Any, None]]
-"""Builds a peer's session (raising if it cannot) and returns the coroutine that runs it."""
+SessionStarter = Callable[
+    [SmallWebRTCConnection, AgentRuntime, str, Party], Coroutine[Any, Any, None]
+]
+"""Builds a peer's session (raising if it cannot) and returns the coroutine that runs it.
+
+A session that can be joined calls ``Party.open`` and runs the party's mixer and output; one
+that does not is never joined.
+"""
 
 
 def start_pipeline(
-    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
+    connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str, party: Party
 ) -> Coroutine[Any, Any, None]:
     """The voice pipeline for one peer (see :mod:`pipeline.session`)."""
-    worker = build_worker(connection, runtime, session_id)
+    worker = build_worker(connection, runtime, session_id, party)
     return run_session(worker, session_id, runtime.metrics)
 
 
@@ -237,6 +224,11 @@ class SessionManager:
         return sum(1 for session in self._sessions.values() if not session.task.done())
 
     @property
+    def guests(self) -> int:
+        """Peers that joined a running session's conversation."""
+        return sum(s.party.guests for s in self._sessions.values() if not s.task.done())
+
+    @property
     def handler(self) -> WebRequestHandler:
         """The request handler holding the peer connections."""
         return self._handler
@@ -250,7 +242,7 @@ class SessionManager:
             raise
 
     async def _offer(self, body: Any, session_id: str | None) -> dict[str, str]:
-        request = _parse_offer(body)
+        request, join = _parse_offer(body)
         if self._closed:
             raise OfferError(503, "the agent is shutting down", reason="closing")
         if not self._runtime.ready:
@@ -259,6 +251,14 @@ class SessionManager:
                 "the agent is still loading its models",
                 reason="loading",
                 retry_after=LOADING_RETRY_AFTER_SECS,
+            )
+        if join is not None:
+            return await self._join(request, join)
+        if request.pc_id is not None and self._guest_party(request.pc_id) is not None:
+            raise OfferError(
+                409,
+                "that peer joined a conversation: join it again instead of reconnecting",
+                reason="guest_reconnect",
             )
         known = request.pc_id is not None and request.pc_id in self._sessions
         if known:
@@ -296,7 +296,62 @@ class SessionManager:
         logger.info(
             f"[{sid}] peer renegotiated" + (" as a new connection" if new_id != old_id else "")
         )
-        return answer
+        return {**answer, "session_id": sid}
+
+    def _guest_party(self, pc_id: str) -> Party | None:
+        """The party of the running session ``pc_id`` joined, if it is a guest."""
+        for session in self._sessions.values():
+            if session.party.has_peer(pc_id):
+                return session.party
+        return None
+
+    async def _join(self, request: SmallWebRTCRequest, sid: str) -> dict[str, str]:
+        """A new peer joining the running session ``sid``; it gets no pipeline of its own."""
+        if request.pc_id is not None:
+            raise OfferError(
+                400, "a join offer starts a new peer: leave out 'pc_id'", reason="invalid_offer"
+            )
+        session = next(
+            (s for s in self._sessions.values() if s.session_id == sid and not s.task.done()),
+            None,
+        )
+        # Refused before pipecat's handler: no peer connection is created.
+        if session is None:
+            raise OfferError(
+                404,
+                "no such conversation: it has ended, or the join link is wrong",
+                reason="unknown_session",
+            )
+        party = session.party
+        try:
+            party.reserve()
+        except PartyError as error:
+            raise OfferError(
+                error.status,
+                str(error),
+                reason=error.reason,
+                retry_after=BUSY_RETRY_AFTER_SECS if error.status == 503 else None,
+            ) from None
+        refused: list[Exception] = []
+
+        async def on_connection(connection: SmallWebRTCConnection) -> None:
+            try:
+                await party.add_guest(connection)
+            except Exception as error:  # noqa: BLE001 - reported to the client below
+                refused.append(error)
+                await connection.disconnect()
+
+        try:
+            answer = await self._handle(request, on_connection, sid)
+        finally:
+            party.unreserve()
+        if refused:
+            failure = refused[0]
+            if isinstance(failure, PartyError):
+                raise OfferError(failure.status, str(failure), reason=failure.reason)
+            logger.error(f"[{sid}] could not add a joined peer: {failure!r}")
+            raise OfferError(500, f"could not join: {failure}", reason="session_error")
+        return {**answer, "session_id": sid}
 
     async def _answer_new_peer(
         self, request: SmallWebRTCRequest, session_id: str | None
@@ -313,16 +368,24 @@ class SessionManager:
 
         build_errors: list[Exception] = []
 
+        server = self._runtime.config.server
+        party = Party(
+            sid,
+            max_guests=server.max_guests,
+            peer_timeout_secs=server.peer_timeout_secs,
+            connect_timeout_secs=server.connect_timeout_secs,
+        )
+
         async def on_connection(connection: SmallWebRTCConnection) -> None:
             try:
-                session = self._start_session(connection, self._runtime, sid)
+                session = self._start_session(connection, self._runtime, sid, party)
             except Exception as error:  # noqa: BLE001 - reported to the client below
                 # pipecat's handler only logs callback errors; keep it to refuse the offer.
                 build_errors.append(error)
                 await connection.disconnect()
                 return
-            task = asyncio.create_task(_run_then_release(session), name=f"session-{sid}")
-            self._sessions[connection.pc_id] = _Session(task, sid)
+            task = asyncio.create_task(_run_then_release(session, party), name=f"session-{sid}")
+            self._sessions[connection.pc_id] = _Session(task, sid, party)
             release()
             task.add_done_callback(self._forget)
 
@@ -335,7 +398,7 @@ class SessionManager:
             raise OfferError(
                 500, f"could not start a session: {build_errors[0]}", reason="session_error"
             )
-        return answer
+        return {**answer, "session_id": sid}
 
     async def _handle(
         self,
@@ -404,14 +467,17 @@ class SessionManager:
                     )
 
 
-def _parse_offer(body: Any) -> SmallWebRTCRequest:
-    """Validate an offer's JSON shape and its SDP before any WebRTC object is created."""
+def _parse_offer(body: Any) -> tuple[SmallWebRTCRequest, str | None]:
+    """Validate an offer's JSON shape and its SDP before any WebRTC object is created.
+
+    Returns the request and the session id it asks to join, if any.
+    """
 
     def invalid(message: str) -> OfferError:
         return OfferError(400, message, reason="invalid_offer")
 
     if not isinstance(body, dict):
-        raise invalid("expected a JSON object {sdp, type, pc_id?, restart_pc?}")
+        raise invalid("expected a JSON object {sdp, type, pc_id?, restart_pc?, join?}")
     sdp, kind = body.get("sdp"), body.get("type")
     if not isinstance(sdp, str) or not sdp.strip():
         raise invalid("missing 'sdp'")
@@ -423,8 +489,11 @@ def _parse_offer(body: Any) -> SmallWebRTCRequest:
     restart = body.get("restart_pc")
     if restart is not None and not isinstance(restart, bool):
         raise invalid("'restart_pc' must be true or false")
+    join = body.get("join")
+    if join is not None and not (isinstance(join, str) and SESSION_ID.fullmatch(join)):
+        raise invalid("'join' must be a session id (letters, digits, '-' or '_')")
     try:
         check_offer(sdp)
     except SDPError as error:
         raise invalid(f"invalid SDP offer: {error}") from None
-    return SmallWebRTCRequest(sdp=sdp, type=kind, pc_id=pc_id, restart_pc=restart)
+    return SmallWebRTCRequest(sdp=sdp, type=kind, pc_id=pc_id, restart_pc=restart), join

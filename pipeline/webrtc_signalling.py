@@ -32,7 +32,8 @@ class ServerMessage:
 
 
 def parse_answer(status_code: int, body: str) -> dict[str, str]:
-    """Validate the server's reply to an offer; returns its `sdp`, `type` and `pc_id`.
+    """Validate the server's reply to an offer; returns its `sdp`, `type` and `pc_id`, and the
+    `session_id` of the conversation when the server names it (jetvoice does).
 
     Raises:
         ConnectionError: the offer was refused or the reply is not a usable answer.
@@ -48,7 +49,10 @@ def parse_answer(status_code: int, body: str) -> dict[str, str]:
     for key in ("sdp", "pc_id"):
         if not isinstance(answer.get(key), str) or not answer[key]:
             raise ConnectionError(f"offer answer lacks {key!r}")
-    return {"sdp": answer["sdp"], "type": "answer", "pc_id": answer["pc_id"]}
+    parsed = {"sdp": answer["sdp"], "type": "answer", "pc_id": answer["pc_id"]}
+    if isinstance(answer.get("session_id"), str):
+        parsed["session_id"] = answer["session_id"]
+    return parsed
 
 
 def ping_message() -> str:

@@ -5,16 +5,20 @@ One client class talks to llama.cpp's server, vLLM and any external OpenAI-compa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
+from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient, Timeout
+from openai.types.chat import ChatCompletionChunk
 from pipecat.frames.frames import Frame, LLMFullResponseEndFrame
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.errors import ErrorCategory
+from pipecat.utils.types import is_given
 
 from pipeline.config import LLMConfig
 from services.llm_server import LLMEndpoint
+from services.text_tool_calls import TextToolCallStream
 
 # Metadata of an ``LLMFullResponseEndFrame``: whether its request ran to the end of its stream
 # (False when an interruption cancelled it, or it failed with an error of its own).
@@ -58,6 +62,20 @@ class LocalLLMService(OpenAILLMService):
         the whole conversation.
         """
         return ErrorCategory.SERVER
+
+    async def get_chat_completions(self, context: LLMContext) -> AsyncStream[ChatCompletionChunk]:
+        """The streamed answer; with tools offered, tool calls written as text become calls.
+
+        llama.cpp's server sends a Qwen model's tool call as answer text (see
+        services.text_tool_calls); vLLM's parser already sends real ``tool_calls``, which pass.
+        """
+        stream = await super().get_chat_completions(context)
+        tools = context.tools
+        if not is_given(tools) or not tools.standard_tools:
+            return stream
+        names = [tool.name for tool in tools.standard_tools]
+        # Duck-typed: the base class only iterates the stream and closes it.
+        return cast("AsyncStream[ChatCompletionChunk]", TextToolCallStream(stream, names))
 
     def create_client(
         self,

@@ -61,6 +61,9 @@ const jv = {
   pairing: 'unknown',     // unknown | paired | local (loopback, no token needed) | not-paired
   serverLatencies: [],    // the server's per-turn breakdowns ({total_ms, contributions, ...})
   lastServerLatency: null,
+  sessionId: null,        // the server's id of the conversation this call is in
+  joinId: null,           // the conversation this page joins (?join=...) instead of starting one
+  joined: false,          // the current call joined someone else's conversation
 };
 window.jetvoice = jv;
 
@@ -88,6 +91,9 @@ const el = {
   breakdownTotal: $('breakdown-total'),
   breakdownBar: $('breakdown-bar'),
   breakdownList: $('breakdown-list'),
+  share: $('share'),
+  joinLink: $('join-link'),
+  joinCopy: $('join-copy'),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -109,6 +115,46 @@ function loadToken() {
   try { return localStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(TOKEN_KEY); } catch { return null; }
 }
 const token = loadToken();
+
+// ---------------------------------------------------------------------------------------------
+// Several people, one conversation: ?join=<session id> joins a running call
+// ---------------------------------------------------------------------------------------------
+
+const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+// Unlike the token, the join id stays in the address bar: it grants nothing to an unpaired
+// device, and reloading the page should join the same conversation again.
+function loadJoin() {
+  const id = new URL(location.href).searchParams.get('join');
+  return id && SESSION_ID_RE.test(id) ? id : null;
+}
+let joinId = loadJoin();
+jv.joinId = joinId;
+
+function leaveJoinMode() {
+  joinId = null;
+  jv.joinId = null;
+  const url = new URL(location.href);
+  url.searchParams.delete('join');
+  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+}
+
+function joinLink(sessionId) {
+  const url = new URL(location.pathname, location.origin);
+  url.searchParams.set('join', sessionId);
+  return url.href;
+}
+
+function showShare(s) {
+  if (!s.sessionId) return;
+  el.joinLink.value = joinLink(s.sessionId);
+  el.share.hidden = false;
+}
+
+function hideShare() {
+  el.share.hidden = true;
+  el.joinLink.value = '';
+}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP API (all URLs relative to the page, so whatever scheme/host/port served it just works)
@@ -210,6 +256,12 @@ function offerErrorNotice(err) {
     setPairing('not-paired');
     return { kind: 'auth', title: `Not paired with this server (HTTP ${err.status})`,
       detail: `${err.detail ? `${err.detail}\n` : ''}Open the pairing link the server shows (it ends in ?token=…) on this device, then tap Start again.` };
+  }
+  if (err.status === 404 && joinId) {
+    // The conversation ended (or the link was wrong): the next tap starts a new one.
+    leaveJoinMode();
+    return { kind: 'join-ended', title: 'That conversation has ended',
+      detail: `${err.detail ? `${err.detail}\n` : ''}Tap Start to begin a new one.` };
   }
   return { kind: 'offer-rejected', title: `The server refused the call (HTTP ${err.status})`,
     detail: err.detail || 'No further detail from the server.' };
@@ -391,6 +443,7 @@ function newSession() {
     pc: null, dc: null, stream: null, micTrack: null,
     ctx: null, mic: null, bot: null,
     pcId: null, offerSent: false, lateCandidates: [], candidateTimer: null,
+    sessionId: null, joinId: null,
     pcConnected: false, dcOpen: false, ready: false,
     timers: { ping: null, level: null, connect: null, disconnected: null, thinking: null },
     rtviUserSpeaking: false, rtviBotSpeaking: false, thinking: false,
@@ -404,6 +457,7 @@ async function start() {
   clearNotice();
   if (!checkEnvironment()) { jv.state = 'error'; render(); return; }
   const s = newSession();
+  s.joinId = joinId;
   session = s;
   resetConversation();
   jv.connectionState = 'new';
@@ -478,7 +532,11 @@ async function negotiate(s, restartPc) {
   const offer = pc.localDescription;
   const res = await api('api/offer', {
     method: 'POST',
-    body: { sdp: offer.sdp, type: offer.type, pc_id: s.pcId || undefined, restart_pc: restartPc },
+    body: {
+      sdp: offer.sdp, type: offer.type, pc_id: s.pcId || undefined, restart_pc: restartPc,
+      // Only a new peer joins; a renegotiation names its pc_id instead.
+      join: !s.pcId && s.joinId ? s.joinId : undefined,
+    },
     timeoutMs: OFFER_TIMEOUT_MS,
     signal: s.abort.signal,
   });
@@ -488,6 +546,12 @@ async function negotiate(s, restartPc) {
   if (s.closed) return;
   s.pcId = answer.pc_id || s.pcId;
   jv.pcId = s.pcId;
+  if (typeof answer.session_id === 'string') {
+    s.sessionId = answer.session_id;
+    jv.sessionId = s.sessionId;
+    jv.joined = Boolean(s.joinId);
+    showShare(s);
+  }
   await pc.setRemoteDescription({ type: answer.type || 'answer', sdp: answer.sdp });
   flushCandidates(s);
 }
@@ -677,6 +741,8 @@ function teardown(s) {
   for (const a of [s.mic, s.bot]) { try { if (a) a.src.disconnect(); } catch { /* ignore */ } }
   if (s.ctx && s.ctx.state !== 'closed') s.ctx.close().catch(() => {});
   el.audio.srcObject = null;
+  hideShare();
+  jv.joined = false;
   jv.botAudioActive = false;
   jv.userAudioActive = false;
   jv.micLevelDb = null;
@@ -1044,8 +1110,10 @@ function render() {
     if (jv.muted) text = 'Mic muted';
     else if ((s && s.rtviUserSpeaking) || jv.userAudioActive) text = 'Listening… (hearing you)';
   }
+  if (state === 'idle' && joinId) text = 'Tap to join the conversation';
   if (el.talk.disabled) text = 'Microphone unavailable here';
-  const talkLabel = state === 'idle' || state === 'error' ? 'Start talking' : state === 'connecting' ? 'Cancel' : 'Hang up';
+  const talkLabel = state === 'idle' || state === 'error' ? (joinId ? 'Join' : 'Start talking')
+    : state === 'connecting' ? 'Cancel' : 'Hang up';
   const conn = state === 'idle' || state === 'error' ? (serverOk ? 'server ok' : 'offline')
     : state === 'connecting' ? 'connecting' : 'connected';
   const latency = jv.lastLatencyMs === null ? '–' : `${jv.lastLatencyMs} ms`;
@@ -1083,6 +1151,16 @@ el.talk.addEventListener('click', () => {
   else start();
 });
 el.mute.addEventListener('click', () => setMuted(!jv.muted));
+el.joinCopy.addEventListener('click', async () => {
+  if (!el.joinLink.value) return;
+  try {
+    await navigator.clipboard.writeText(el.joinLink.value);
+    el.joinCopy.textContent = 'Copied';
+    setTimeout(() => { el.joinCopy.textContent = 'Copy link'; }, 2000);
+  } catch {
+    el.joinLink.select();  // no clipboard access here: selected for a manual copy
+  }
+});
 
 // Leaving the page: close the call so the server frees the session now, not after a timeout.
 window.addEventListener('pagehide', () => { if (session) hangUp(); });

@@ -29,7 +29,9 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.workers.runner import WorkerRunner
 
 from pipeline.ice_policy import loopback_only_ice
+from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
+from pipeline.shared_transport import SharedTransport
 
 
 class EchoInputAudio(FrameProcessor):
@@ -126,7 +128,7 @@ async def run_echo_server() -> AsyncIterator[EchoServer]:
 
 
 def echo_session(
-    connection: SmallWebRTCConnection, _runtime: AgentRuntime, _session_id: str
+    connection: SmallWebRTCConnection, _runtime: AgentRuntime, _session_id: str, _party: Party
 ) -> Coroutine[Any, Any, None]:
     """A session starter (see ``pipeline.session_manager``) running the echo pipeline."""
     transport = SmallWebRTCTransport(
@@ -143,6 +145,46 @@ def echo_session(
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(transport: Any, client: Any) -> None:
         await worker.cancel()
+
+    async def run() -> None:
+        runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+        await runner.add_workers(worker)
+        await runner.run()
+
+    return run()
+
+
+def shared_echo_session(
+    connection: SmallWebRTCConnection, _runtime: AgentRuntime, _session_id: str, party: Party
+) -> Coroutine[Any, Any, None]:
+    """An echo session others can join: everyone's voice, mixed, echoed to everyone.
+
+    Wired as :func:`pipeline.session.build_worker` wires a party: the mixer right after the
+    input, the shared output, and a session that outlives its host while anyone joined is in it.
+    """
+    transport = SharedTransport(
+        connection,
+        TransportParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            audio_in_sample_rate=16000,
+            audio_out_sample_rate=24000,
+        ),
+        party,
+    )
+    worker = PipelineWorker(
+        Pipeline([transport.input(), party.mixer, EchoInputAudio(), transport.output()])
+    )
+
+    async def end() -> None:
+        await worker.cancel()
+
+    party.open(out_sample_rate=24000, on_empty=end)
+
+    @transport.event_handler("on_client_disconnected")
+    async def on_client_disconnected(transport: Any, client: Any) -> None:
+        if not await party.host_left():
+            await end()
 
     async def run() -> None:
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)

@@ -53,15 +53,20 @@ async def ask(
     *,
     answer_timeout: float = 30.0,
     trailing_s: float = 2.5,
+    quiet_s: float = 1.5,
 ) -> Reply:
-    """Speak ``clip`` in real time, then wait for the whole spoken reply."""
+    """Speak ``clip`` in real time, then wait for the whole spoken reply.
+
+    The reply is over after ``quiet_s`` of silence; on busy cores a pause between two clauses
+    of one answer can last longer than the default.
+    """
     trailing = np.zeros(int(rate * trailing_s), dtype=np.float32)
     sent_end = await caller.say(np.concatenate([clip, trailing]), rate)
     last = last_voiced_sample(clip, rate)
     assert last is not None, "the clip has no voiced sample"
     speech_end = sent_end - trailing_s - (len(clip) - last) / rate
     first_voice = await caller.wait_for_voice(speech_end, timeout=answer_timeout)
-    await caller.wait_for_silence(1.5, timeout=90, after=first_voice)
+    await caller.wait_for_silence(quiet_s, timeout=90, after=first_voice)
     audio, audio_rate = caller.received_audio(first_voice - 0.2)
     return Reply(first_voice - speech_end, audio, audio_rate, speech_end, first_voice)
 

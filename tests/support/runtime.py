@@ -10,6 +10,7 @@ from typing import Any
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from pipeline.config import AgentConfig, LLMConfig, ServerConfig, STTConfig, TTSConfig
+from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
 
 
@@ -30,7 +31,7 @@ def unloaded_runtime(server: ServerConfig | None = None) -> AgentRuntime:
 
 
 def idle_session(
-    connection: SmallWebRTCConnection, _runtime: AgentRuntime, _session_id: str
+    connection: SmallWebRTCConnection, _runtime: AgentRuntime, _session_id: str, _party: Party
 ) -> Coroutine[Any, Any, None]:
     """A session starter with no pipeline: it lasts until the peer connection closes."""
     closed = asyncio.Event()

@@ -16,6 +16,7 @@ from pipeline.context_window import (
     Message,
     digest,
     is_summary,
+    prewarm_with_llm,
     summarize_folded,
     turn_starts,
 )
@@ -174,3 +175,41 @@ def test_digest_summarizer_makes_no_request() -> None:
     summary = asyncio.run(run())
     assert summary == digest(None, folded, 200)
     assert "Sam" in summary
+
+
+def test_the_prewarm_carries_the_tools_and_tool_messages_as_sent() -> None:
+    # The tools render right after the system prompt and tool calls render as calls: a prewarm
+    # without them would leave nothing but the system prompt in the server's prefix cache.
+    seen: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json={"choices": [{"message": {"content": "."}}]})
+
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages: list[Message] = [
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"time": "3:04 PM"}'},
+        {"role": "assistant", "content": [{"type": "text", "text": "It is 3:04 PM."}]},
+    ]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+
+    async def scenario() -> None:
+        endpoint = LLMEndpoint(base_url="http://llm.test/v1", model="local", api_key="k")
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            await prewarm_with_llm(
+                endpoint, DEFAULT_SYSTEM_PROMPT, client, messages, timeout_secs=5, tools=tools
+            )
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    (body,) = seen
+    assert body["tools"] == tools
+    sent = body["messages"]
+    assert isinstance(sent, list)
+    assert sent[1:] == [
+        messages[0],
+        messages[1],
+        messages[2],
+        {"role": "assistant", "content": "It is 3:04 PM."},
+    ]

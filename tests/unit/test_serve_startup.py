@@ -83,6 +83,7 @@ def test_console_script_exits_2(tmp_path: Path) -> None:
         (["--certfile", "a.crt"], "--certfile and --keyfile go together"),
         (["--tls", "--certfile", "a.crt", "--keyfile", "a.key"], "--tls uses jetvoice's own"),
         (["--max-sessions", "0"], "--max-sessions must be at least 1"),
+        (["--max-guests", "-1"], "--max-guests must be 0 or more"),
     ],
 )
 def test_bad_tls_flags(tmp_path: Path, argv: list[str], message: str) -> None:
