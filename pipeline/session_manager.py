@@ -158,17 +158,6 @@ class PeerRequestHandler(SmallWebRTCRequestHandler):
         return self._pcs_map.get(pc_id)
 
 
-async def _run_then_release(session: Coroutine[Any, Any, None], party: Party) -> None:
-    """Run a session, then see its guests out; free its garbage and give the memory back
-    (see pipeline.memory)."""
-    try:
-        await session
-    finally:
-        await party.close()
-        collect_session_garbage()
-        await asyncio.to_thread(release_free_memory)
-
-
 @dataclass(frozen=True)
 class _Session:
     """A running pipeline, the id its log lines carry, and who joined its conversation."""
@@ -216,12 +205,15 @@ class SessionManager:
         # New peers whose offer is being answered: they count against max_sessions already, so
         # concurrent offers cannot all pass the check before any of them is registered.
         self._reserved = 0
+        # Ended sessions still giving their memory back (see _run_then_release).
+        self._releasing: set[asyncio.Task[None]] = set()
         self._closed = False
 
     @property
     def active(self) -> int:
-        """Sessions whose pipeline is still running."""
-        return sum(1 for session in self._sessions.values() if not session.task.done())
+        """Sessions whose pipeline is still running or whose memory is still being released."""
+        running = sum(1 for session in self._sessions.values() if not session.task.done())
+        return running + len(self._releasing)
 
     @property
     def guests(self) -> int:
@@ -384,7 +376,9 @@ class SessionManager:
                 build_errors.append(error)
                 await connection.disconnect()
                 return
-            task = asyncio.create_task(_run_then_release(session, party), name=f"session-{sid}")
+            task = asyncio.create_task(
+                self._run_then_release(session, party), name=f"session-{sid}"
+            )
             self._sessions[connection.pc_id] = _Session(task, sid, party)
             release()
             task.add_done_callback(self._forget)
@@ -444,6 +438,27 @@ class SessionManager:
                 400, f"invalid ICE candidate ({type(error).__name__})", reason="invalid_patch"
             ) from error
 
+    async def _run_then_release(self, session: Coroutine[Any, Any, None], party: Party) -> None:
+        """Run a session, then see its guests out; free its garbage and give the memory back
+        (see pipeline.memory)."""
+        try:
+            await session
+        finally:
+            await party.close()
+            # The party reaches the whole pipeline (its mixer is one of the processors): while
+            # this manager and this frame hold it, a collection frees none of the session, and
+            # its garbage would wait for some later collection, after the malloc_trim.
+            task = asyncio.current_task()
+            assert task is not None
+            self._releasing.add(task)
+            self._forget(task)
+            del session, party
+            try:
+                collect_session_garbage()
+                await asyncio.to_thread(release_free_memory)
+            finally:
+                self._releasing.discard(task)
+
     def _forget(self, task: asyncio.Task[None]) -> None:
         for pc_id in [key for key, value in self._sessions.items() if value.task is task]:
             del self._sessions[pc_id]
@@ -457,6 +472,7 @@ class SessionManager:
             await asyncio.wait_for(self._handler.close(), CLOSE_TIMEOUT_SECS)
         finally:
             tasks = [session.task for session in self._sessions.values()]
+            tasks += self._releasing
             for task in tasks:
                 task.cancel()
             if tasks:

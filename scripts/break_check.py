@@ -3,10 +3,12 @@
 For every row of RELIABILITY.md there is at least one small deliberate break of the product code
 (one exact text substitution in one file: the SDP validation skipped, the body cap raised, the
 rate limiter off...) and the tests that guard the row. Each break is applied to a copy of the
-working tree in a temporary directory (the virtual environment and the model weights are
-linked, not copied), the row's tests run there with pytest, and they must FAIL; the copy is
-removed at the end, also on Ctrl-C, and the real working tree is never written. A break whose
-text is no longer in its file is reported, not skipped silently.
+working tree in a temporary directory (the virtual environment, the model weights and the speech
+fixtures beside the repository, ../shared, are linked, not copied), the row's tests run there
+with pytest, and they must FAIL; the copy is removed at the end, also on Ctrl-C, and the real
+working tree is never written. A break whose text is no longer in its file is reported, not
+skipped silently. With ``--baseline`` each break's tests first run unbroken in the same copy
+and must pass there, so a failure is the break's doing and not the copy's.
 
     uv run --no-sync python scripts/break_check.py                  # every row
     uv run --no-sync python scripts/break_check.py --rows 1,2,7     # some rows
@@ -37,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACT = REPO / "artifacts" / "break_check.json"
 # Linked into the copy, not copied: large, and never broken.
 LINKED = (".venv", "models/weights")
+# Beside the repository, linked beside the copy: the tests' speech fixtures (shared/fixtures).
+SIBLINGS = ("shared",)
 NOT_COPIED = {".git", "artifacts", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 # The soak row runs a short soak: enough sessions to see a leak of megabytes per session.
 # Lines of each run's pytest output kept in the results file.
@@ -218,12 +222,21 @@ BREAKS: tuple[Break, ...] = (
         13,
         "no garbage collection or malloc_trim after a session",
         "pipeline/session_manager.py",
-        "        collect_session_garbage()\n        await asyncio.to_thread(release_free_memory)\n",
-        "        pass\n",
+        "                collect_session_garbage()\n"
+        "                await asyncio.to_thread(release_free_memory)\n",
+        "                pass\n",
         ("tests/soak",),
         pytest_args=("--soak",),
         env=SHORT_SOAK,
         timeout_s=1800,
+    ),
+    Break(
+        13,
+        "an ended session forgotten only after its memory was released",
+        "pipeline/session_manager.py",
+        "            self._forget(task)\n            del session, party\n",
+        "",
+        ("tests/unit/test_session_memory.py",),
     ),
     Break(
         14,
@@ -290,8 +303,11 @@ def _tree_copy() -> Iterator[Path]:
     """A throw-away copy of the working tree; removed on the way out, Ctrl-C included."""
     root = Path(tempfile.mkdtemp(prefix="jetvoice-break-"))
     try:
-        tree = root / "repo"
+        tree = root / REPO.name
         _copy_tree(tree)
+        for sibling in SIBLINGS:
+            if (REPO.parent / sibling).exists():
+                (root / sibling).symlink_to(REPO.parent / sibling)
         # The copy must import its own (broken) modules, not the working tree's.
         where = subprocess.run(
             [sys.executable, "-c", "import pipeline, services; print(pipeline.__file__)"],
@@ -394,14 +410,20 @@ def run(items: Sequence[Break], *, baseline: bool, pause_while: Path | None) -> 
     with _tree_copy() as tree:
         junit = tree.parent / "junit.xml"
         log = tree.parent / "pytest.log"
+        baselines: dict[tuple[object, ...], str] = {}
         for item in items:
             tests = " ".join(item.tests)
             print(f"row {item.row}: {item.name}: running {tests}", file=sys.stderr, flush=True)
             base: str | None = None
             if baseline:
-                _wait_while(pause_while)
-                code, failed, _ = _pytest(tree, item, junit, log)
-                base = "passed" if code == 0 else f"exit {code}: {', '.join(failed) or '-'}"
+                key = (item.tests, item.pytest_args, tuple(sorted(item.env.items())))
+                if key not in baselines:  # breaks guarded by the same tests share one run
+                    _wait_while(pause_while)
+                    code, failed, _ = _pytest(tree, item, junit, log)
+                    baselines[key] = (
+                        "passed" if code == 0 else f"exit {code}: {', '.join(failed) or '-'}"
+                    )
+                base = baselines[key]
             _wait_while(pause_while)
             original = _apply(tree, item)
             code, failed, seconds, tail = None, [], 0.0, []
@@ -413,6 +435,8 @@ def run(items: Sequence[Break], *, baseline: bool, pause_while: Path | None) -> 
                 finally:
                     (tree / item.path).write_text(original, encoding="utf-8")
                 verdict, caught = _verdict(code, failed)
+                if base not in (None, "passed"):
+                    verdict, caught = f"NO VERDICT: unbroken, {base}", False
                 tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             result = Result(
                 row=item.row,
@@ -433,9 +457,10 @@ def run(items: Sequence[Break], *, baseline: bool, pause_while: Path | None) -> 
 
 
 def _row(result: Result) -> str:
+    unbroken = f" | {result.baseline}" if result.baseline is not None else ""
     return (
         f"| {result.row} | {result.name} ({result.path}) | {result.tests} | {result.result}"
-        f" ({result.seconds:.0f} s) |"
+        f" ({result.seconds:.0f} s){unbroken} |"
     )
 
 
@@ -465,7 +490,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             state = "applies" if found == 1 else f"TEXT FOUND {found} TIMES"
             print(f"row {item.row}: {item.name} ({item.path}, {state}) -> {' '.join(item.tests)}")
         return 0
-    print("| row | break | test | result |\n|---|---|---|---|", flush=True)
+    if args.baseline:
+        print("| row | break | test | broken | unbroken |\n|---|---|---|---|---|", flush=True)
+    else:
+        print("| row | break | test | result |\n|---|---|---|---|", flush=True)
     results = run(items, baseline=args.baseline, pause_while=args.pause_while)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
