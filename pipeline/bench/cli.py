@@ -84,8 +84,9 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     bench.add_argument(
         "--repeat",
         type=int,
-        default=1,
-        help="speak the corpus K times for more samples (default: 1)",
+        default=None,
+        help="speak the corpus K times for more samples (default: 1); with "
+        "--long-conversation, hold K conversations (default: 3)",
     )
     bench.add_argument(
         "--turns-per-call",
@@ -191,7 +192,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         server_url=args.server_url,
         max_turns=QUICK_TURNS if args.quick else args.turns,
         warmup=args.warmup,
-        repeat=args.repeat,
+        repeat=args.repeat or 1,
         turns_per_call=args.turns_per_call,
         answer_timeout_s=args.answer_timeout,
         corpus=args.corpus,

@@ -67,6 +67,7 @@ ANSWER_TOKENS = 48
 class TurnSample:
     """One turn: its time to first token and how long its prompt was."""
 
+    conversation: int
     turn: int
     ttft_ms: float
     prompt_chars: int
@@ -112,6 +113,7 @@ async def converse(
     *,
     system_prompt: str = DEFAULT_SYSTEM_PROMPT,
     prewarm_cache: bool = True,
+    conversation: int = 1,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> tuple[list[TurnSample], Compactor | None]:
     """Hold a ``turns``-turn conversation; without ``window`` the context grows unbounded."""
@@ -168,38 +170,50 @@ async def converse(
                 ]
             )
             chars = sum(len(str(m["content"])) for m in messages)
-            samples.append(TurnSample(turn, round(ttft, 1), chars, (len(messages) - 2) // 2))
-            progress(f"turn {turn:2d}: TTFT {ttft:7.1f} ms, prompt {chars:5d} chars")
+            samples.append(
+                TurnSample(conversation, turn, round(ttft, 1), chars, (len(messages) - 2) // 2)
+            )
+            progress(
+                f"conversation {conversation}, turn {turn:2d}: "
+                f"TTFT {ttft:7.1f} ms, prompt {chars:5d} chars"
+            )
             if compactor is not None:
                 await compactor.compact(get, set_)
     return samples, compactor
 
 
-def _at(samples: Sequence[TurnSample], turn: int) -> float | None:
-    return next((s.ttft_ms for s in samples if s.turn == turn), None)
+def _median_at(samples: Sequence[TurnSample], turn: int) -> float | None:
+    """The median time to first token at ``turn`` over the conversations held."""
+    values = [s.ttft_ms for s in samples if s.turn == turn]
+    return round(statistics.median(values), 1) if values else None
 
 
-def summary(samples: Sequence[TurnSample], compactor: Compactor | None) -> dict[str, Any]:
-    """Turn 2 vs the last turn, and medians of the first and last three turns (from turn 2)."""
-    last = samples[-1].turn
+def summary(samples: Sequence[TurnSample], compactors: Sequence[Compactor]) -> dict[str, Any]:
+    """Turn 2 vs the last turn (each the median over the conversations: one turn of one
+    conversation is one sample of a noisy machine), and medians of the first and last three
+    turns (from turn 2)."""
+    last = max(s.turn for s in samples)
     early = [s.ttft_ms for s in samples if 2 <= s.turn <= 4]
     late = [s.ttft_ms for s in samples if s.turn > last - 3]
-    turn2, turn_last = _at(samples, 2), _at(samples, last)
+    turn2, turn_last = _median_at(samples, 2), _median_at(samples, last)
     return {
+        "conversations": len({s.conversation for s in samples}),
         "turn_2_ttft_ms": turn2,
         f"turn_{last}_ttft_ms": turn_last,
         "ratio": round(turn_last / turn2, 2) if turn2 and turn_last else None,
         "median_turns_2_4_ms": round(statistics.median(early), 1) if early else None,
         f"median_turns_{last - 2}_{last}_ms": round(statistics.median(late), 1) if late else None,
-        "folds": compactor.folds if compactor else 0,
-        "summary_fallbacks": compactor.fallbacks if compactor else 0,
+        "folds": sum(c.folds for c in compactors),
+        "summary_fallbacks": sum(c.fallbacks for c in compactors),
     }
 
 
 async def _run(
-    config: LLMConfig, window: ContextWindowConfig | None, turns: int
-) -> tuple[list[TurnSample], Compactor | None]:
+    config: LLMConfig, window: ContextWindowConfig | None, turns: int, conversations: int
+) -> tuple[list[TurnSample], list[Compactor]]:
     server = LLMServer(config)
+    samples: list[TurnSample] = []
+    compactors: list[Compactor] = []
     try:
         endpoint = await server.start()
         timeout = httpx.Timeout(120.0, connect=2.0)
@@ -213,9 +227,19 @@ async def _run(
                     {"role": "user", "content": "Hi."},
                 ],
             )
-        return await converse(
-            endpoint, window, turns, system_prompt=config.system_prompt, progress=_progress
-        )
+        for conversation in range(1, conversations + 1):
+            held, compactor = await converse(
+                endpoint,
+                window,
+                turns,
+                system_prompt=config.system_prompt,
+                conversation=conversation,
+                progress=_progress,
+            )
+            samples += held
+            if compactor is not None:
+                compactors.append(compactor)
+        return samples, compactors
     finally:
         await server.close()
 
@@ -233,14 +257,15 @@ def run_long_conversation(args: argparse.Namespace) -> int:
     server: LLMServerKind = "vllm" if paths.device == "cuda" else "llamacpp"
     config = LLMConfig(server=server, model_path=paths.llm_path)
     turns = args.turns or len(QUESTIONS)
+    conversations = args.repeat or 3
     # The same summarizer the agent uses on this server (see build_agent_config).
     summarizer: Literal["llm", "digest"] = "digest" if server == "llamacpp" else "llm"
     window = None if args.no_context_window else ContextWindowConfig(summarizer=summarizer)
     _progress(
-        f"long conversation: {turns} turns on profile {args.profile} ({server}), "
+        f"long conversation: {conversations} x {turns} turns on profile {args.profile} ({server}), "
         f"context window {'off' if window is None else f'keep {window.keep_turns} turns'}"
     )
-    samples, compactor = asyncio.run(_run(config, window, turns))
+    samples, compactors = asyncio.run(_run(config, window, turns, conversations))
     result = {
         "profile": args.profile,
         "llm_server": server,
@@ -248,7 +273,7 @@ def run_long_conversation(args: argparse.Namespace) -> int:
         "python": platform.python_version(),
         "context_window": None if window is None else asdict(window),
         "turns": [asdict(s) for s in samples],
-        "summary": summary(samples, compactor),
+        "summary": summary(samples, compactors),
     }
     print(json.dumps(result["summary"], indent=2))
     if args.json is not None:
