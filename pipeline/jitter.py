@@ -2,16 +2,17 @@
 
 aiortc holds 4 audio packets (80 ms of Opus) before it releases one. The server's receiver has
 no playout clock to protect (its audio goes to the VAD, not a speaker), so that prefetch is
-pure latency on the end of the user's speech: here a packet is released when the next one
-arrives (20 ms), and packets are still put back in sequence order.
+pure latency on the end of the user's speech: here a packet in sequence is released as it
+arrives, and packets are still put back in sequence order.
 
 A lost packet is where aiortc's buffer goes wrong for a live voice. It treats the packet before
 a gap as incomplete, releases nothing until its 16 slots are full (320 ms), then skips the gap
 but stays full, releasing one packet per arrival: every later packet of the session reaches the
 VAD 280 ms late (RELIABILITY row 7). An audio packet is a whole frame (one Opus packet per RTP
 packet, RFC 7587), so :class:`AudioJitterBuffer` releases the packet before a gap at once, gives
-a missing packet up once ``loss_wait`` packets wait behind it (40 ms), and stays one packet
-behind.
+a missing packet up once ``loss_wait`` packets wait behind it (40 ms). aiortc's receiver takes
+one frame per arriving packet, so after the first reordered or lost packet the buffer stays one
+packet (20 ms) behind for the rest of the session: never worse than a one-packet prefetch.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
-DEFAULT_AUDIO_PREFETCH_PACKETS = 1
+# The server's receivers: nothing to play out, so nothing held (see the module doc).
+DEFAULT_AUDIO_PREFETCH_PACKETS = 0
+# A listener's receiver (the loopback caller): one packet (20 ms), about what a browser's
+# adaptive playout buffer settles to on a quiet LAN.
+LISTENER_AUDIO_PREFETCH_PACKETS = 1
 # Packets that must be waiting behind a missing one before it is given up for lost: a packet
 # reordered by less than this still finds its place.
 DEFAULT_LOSS_WAIT_PACKETS = 2

@@ -35,7 +35,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.audio_clip import FloatArray, to_mono_float32
 from pipeline.audio_recorder import DEFAULT_VOICE_THRESHOLD_DBFS, AudioRecorder
-from pipeline.jitter import DEFAULT_AUDIO_PREFETCH_PACKETS, shorten_audio_jitter_buffers
+from pipeline.jitter import LISTENER_AUDIO_PREFETCH_PACKETS, shorten_audio_jitter_buffers
 from pipeline.microphone_track import MIC_SAMPLE_RATE, MicrophoneTrack, to_mic_samples
 from pipeline.webrtc_signalling import (
     ServerMessage,
@@ -74,7 +74,7 @@ class CallerConfig:
     bot-ready, whichever comes first (audio sent earlier is dropped by the server)."""
     close_timeout_s: float = 5.0
     """Bound on closing the peer connection."""
-    jitter_prefetch_packets: int = DEFAULT_AUDIO_PREFETCH_PACKETS
+    jitter_prefetch_packets: int = LISTENER_AUDIO_PREFETCH_PACKETS
     """Audio packets buffered before a received frame is released. One (20 ms) is the least
     aiortc can do and about what a browser's adaptive buffer settles to on a quiet LAN;
     aiortc's default four would add 60 ms to every measured latency."""

@@ -77,11 +77,19 @@ async def test_a_lossy_stream_keeps_flowing_one_packet_behind() -> None:
         arrivals.append(sequence)
         sequence += 1
     released = _play(await _receiver_buffer(), arrivals)
-    # Every packet that arrived is played, in order, except the one waiting for its successor.
+    # Every packet that arrived is played, in order, except the one waiting for its successor
+    # (after the first loss the buffer stays one packet behind: one frame per arrival).
     assert [played for played, _waited in released] == arrivals[:-1]
-    # Each is released when the next packet arrives, gap or not; aiortc's own buffer holds
+    # Each is released by the next arrival at the latest, gap or not; aiortc's own buffer holds
     # every packet 14 arrivals (280 ms) for the rest of the session after the first loss.
     assert max(waited for _played, waited in released) <= 1
+
+
+@pytest.mark.asyncio
+async def test_packets_in_sequence_reach_the_server_as_they_arrive() -> None:
+    released = _play(await _receiver_buffer(), list(range(50)))
+    # Nothing to play out on the server: a packet in sequence is not held for its successor.
+    assert released == [(sequence, 0) for sequence in range(50)]
 
 
 @pytest.mark.asyncio
