@@ -99,6 +99,11 @@ class STTConfig:
     # Longest a turn's transcription may take before it is given up (the user hears the STT
     # apology); tiny.en decodes a long turn in about a second on two busy cores.
     timeout_secs: float = 15.0
+    # Start transcribing once the voice has stayed this far (dB) below the speaker's level for
+    # this long, instead of at the VAD's stop 200 ms into the silence (services.early_transcript;
+    # 0 turns it off).
+    early_transcript_secs: float = 0.04
+    early_transcript_drop_db: float = 30.0
 
 
 # Whole first sentences that answers often open with. Each is synthesized once, in the
@@ -164,6 +169,9 @@ class LLMConfig:
     # Longest wait for the first token, and between streamed chunks, before the turn is
     # answered with a spoken apology instead.
     request_timeout_secs: float = 10.0
+    # Send the server the coming turn's prompt as soon as the STT has an early transcript (one
+    # token, in the background), so the turn's own request finds it in the prefix cache.
+    prefill: bool = True
     start_timeout_secs: float = 180.0
     threads: int = 0
     # Niceness added to a managed llama.cpp server (0 keeps the agent's). A lower priority

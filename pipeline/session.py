@@ -8,6 +8,8 @@ drops TTS when one is restarted for a second peer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from loguru import logger
 from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
@@ -47,7 +49,7 @@ from pipeline.runtime import AgentRuntime
 from pipeline.shared_transport import SharedTransport
 from pipeline.think_filter import ThinkFilter
 from pipeline.tools.registry import install_tools
-from services.llm import create_llm_service
+from services.llm import LocalLLMService, create_llm_service
 from services.stt import WhisperSTTService
 from services.tts import KokoroTTSService
 
@@ -111,6 +113,20 @@ def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
     )
 
 
+def _prefiller(
+    aggregators: LLMContextAggregatorPair, llm: LocalLLMService
+) -> Callable[[str], None]:
+    """Hands an early transcript to the LLM to read ahead, as the turn's message will read: the
+    words of the turn already aggregated (a pause the turn went on after), then these."""
+    user = aggregators.user()
+
+    def prefill(text: str) -> None:
+        pending = user.aggregation_string()
+        llm.prefill(user.context, f"{pending} {text}" if pending else text)
+
+    return prefill
+
+
 def _watchdog(
     connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
 ) -> PeerWatchdog:
@@ -155,7 +171,10 @@ def build_worker(
         _watchdog(connection, runtime, session_id),
         *([party.mixer] if party is not None else []),
         audio_ingress(config),
-        WhisperSTTService(runtime.whisper),
+        WhisperSTTService(
+            runtime.whisper,
+            on_early_transcript=_prefiller(aggregators, llm) if config.llm.prefill else None,
+        ),
         aggregators.user(),
         llm,
         ThinkFilter(),

@@ -5,16 +5,18 @@ One client class talks to llama.cpp's server, vLLM and any external OpenAI-compa
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
-from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient, Timeout
+from loguru import logger
+from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient, OpenAIError, Timeout
 from openai.types.chat import ChatCompletionChunk
-from pipecat.frames.frames import Frame, LLMFullResponseEndFrame
+from pipecat.frames.frames import CancelFrame, EndFrame, Frame, LLMFullResponseEndFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.errors import ErrorCategory
-from pipecat.utils.types import is_given
+from pipecat.utils.types import assert_given, is_given
 
 from pipeline.config import LLMConfig
 from services.llm_server import LLMEndpoint
@@ -38,6 +40,61 @@ class LocalLLMService(OpenAILLMService):
         self._request_timeout_secs = request_timeout_secs
         super().__init__(**kwargs)
         self._response_complete = False
+        self._prefill_task: asyncio.Task[None] | None = None
+        self.prefills = 0
+
+    def prefill(self, context: LLMContext, text: str) -> None:
+        """Have the server read the prompt of a turn not ended yet, in the background.
+
+        ``text`` is the user's words as the turn's transcript will carry them (the STT's early
+        transcript, ``services.early_transcript``): the request the turn then makes starts with
+        the same tokens, so the server finds them all in its prefix cache, and the first token
+        costs one step instead of the whole new turn's prompt. A prefill that turns out wrong
+        (the user went on) only cost the server's idle time. One at a time.
+        """
+        if self._prefill_task is not None and not self._prefill_task.done():
+            return
+        messages = [*context.get_messages(), {"role": "user", "content": text}]
+        ahead = LLMContext(messages=cast(Any, messages), tools=context.tools)
+        self._prefill_task = asyncio.create_task(self._prefill(ahead), name="llm-prefill")
+        self.prefills += 1
+
+    async def _prefill(self, context: LLMContext) -> None:
+        invocation = await self.get_llm_invocation_params_for(context)
+        params = self.build_chat_completion_params(invocation)
+        # The same prompt as the turn's request; one token, nothing streamed.
+        params.update(stream=False, max_tokens=1)
+        params.pop("stream_options", None)
+        try:
+            await asyncio.wait_for(
+                self._client.chat.completions.create(**params), self._request_timeout_secs
+            )
+        except (OpenAIError, TimeoutError) as error:
+            logger.debug(f"{self}: prefill failed: {error!r}")
+
+    async def get_llm_invocation_params_for(self, context: LLMContext) -> Any:
+        """The messages/tools part of a request for ``context``, as the base class builds it."""
+        return await self.get_llm_adapter().get_llm_invocation_params(
+            context,
+            system_instruction=assert_given(cast(Any, self._settings).system_instruction),
+            convert_developer_to_user=not self.supports_developer_role,
+        )
+
+    async def stop(self, frame: EndFrame) -> None:
+        """Stop; a prefill still waiting on the server is not wanted."""
+        await self._drop_prefill()
+        await super().stop(frame)
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        """Stop at once, prefill included."""
+        await self._drop_prefill()
+        await super().cancel(frame)
+
+    async def _drop_prefill(self) -> None:
+        task, self._prefill_task = self._prefill_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _process_context(self, context: Any) -> None:
         self._response_complete = False

@@ -11,19 +11,30 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, ClassVar
 
 import numpy as np
 from faster_whisper import WhisperModel
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    InputAudioRawFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from pipeline.config import STTConfig
+from services.early_transcript import EarlyTranscriber, Guess
 from services.whisper_window import ShortWindowDecoder
 
 # Segments whose no-speech probability is above this are noise, not words.
@@ -107,9 +118,20 @@ class WhisperEngine:
 
 
 class WhisperSTTService(SegmentedSTTService):
-    """Per-session STT service: the segment is the user's turn, decoded by the shared engine."""
+    """Per-session STT service: the segment is the user's turn, decoded by the shared engine.
 
-    def __init__(self, engine: WhisperEngine, **kwargs: Any) -> None:
+    With ``STTConfig.early_transcript_secs`` the turn is transcribed as soon as the voice has
+    gone quiet, before the VAD's stop (``services.early_transcript``).
+    """
+
+    def __init__(
+        self,
+        engine: WhisperEngine,
+        *,
+        on_early_transcript: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``on_early_transcript`` gets each early transcript still current when it is done."""
         super().__init__(
             ttfs_p99_latency=engine.config.ttfs_p99_secs,
             settings=STTSettings(
@@ -118,6 +140,19 @@ class WhisperSTTService(SegmentedSTTService):
             **kwargs,
         )
         self._engine = engine
+        config = engine.config
+        self._early = (
+            EarlyTranscriber(
+                self._decode,
+                drop_db=config.early_transcript_drop_db,
+                quiet_secs=config.early_transcript_secs,
+                on_text=on_early_transcript,
+            )
+            if config.early_transcript_secs > 0
+            else None
+        )
+        # Segments queued with a guess of their transcript, by the identity of their bytes.
+        self._guessed: dict[int, tuple[bytes, Guess]] = {}
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -128,17 +163,59 @@ class WhisperSTTService(SegmentedSTTService):
         """TTFB/processing metrics feed the latency breakdown."""
         return True
 
+    async def _decode(self, pcm: bytes) -> str:
+        """The engine's transcript of a segment (padded as every segment is), in a thread."""
+        padded = pcm + self._trailing_silence()
+        samples = np.frombuffer(padded, dtype=np.int16).astype(np.float32) / 32768.0
+        return await asyncio.to_thread(self._engine.transcribe, samples)
+
+    async def process_audio_frame(
+        self, frame: InputAudioRawFrame, direction: FrameDirection
+    ) -> None:
+        """Buffer the segment (pipecat), and watch it for an early end while the user speaks."""
+        await super().process_audio_frame(frame, direction)
+        if self._early is not None and self._user_speaking:
+            self._early.audio(frame.audio, frame.sample_rate, self._audio_buffer)
+
+    async def _handle_user_started_speaking(self, frame: VADUserStartedSpeakingFrame) -> None:
+        await super()._handle_user_started_speaking(frame)
+        if self._early is not None:
+            self._early.speech_started()
+
+    async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        """pipecat's segment hand-off, with the early guess kept beside the segment it is for.
+
+        Replaces ``SegmentedSTTService._handle_user_stopped_speaking`` (same steps): the
+        segment's bytes are needed to pair the guess with it.
+        """
+        self._user_speaking = False
+        guess = self._early.take() if self._early is not None else None
+        if not self.is_usable:
+            self._audio_buffer.clear()
+            if guess is not None:
+                guess.task.cancel()
+            return
+        pcm = bytes(self._audio_buffer)
+        self._audio_buffer.clear()
+        self._record_stt_audio_usage(pcm + self._trailing_silence())
+        await self.emit_stt_usage_metrics()
+        if guess is not None and guess.length <= len(pcm):
+            self._guessed[id(pcm)] = (pcm, guess)
+        elif guess is not None:
+            guess.task.cancel()
+        await self._segment_queue.put(pcm)
+
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
-        """Transcribe one segment of 16-bit PCM off the event loop."""
+        """Transcribe one segment of 16-bit PCM off the event loop (or take its early guess)."""
         await self.start_processing_metrics()
-        samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+        paired = self._guessed.pop(id(audio), None)
+        guess = paired[1] if paired is not None and paired[0] is audio else None
         timeout = self._engine.config.timeout_secs
         try:
             # A decoder that never returns must not hold the turn forever. The thread cannot be
             # stopped; it finishes on its own and the next turn waits for the engine's lock.
-            text = await asyncio.wait_for(
-                asyncio.to_thread(self._engine.transcribe, samples), timeout
-            )
+            pending = guess.task if guess is not None else self._decode(audio)
+            text = await asyncio.wait_for(pending, timeout)
         except TimeoutError:
             await self.stop_processing_metrics()
             yield ErrorFrame(error=f"speech recognition timed out after {timeout:g} s")
@@ -149,5 +226,22 @@ class WhisperSTTService(SegmentedSTTService):
             return
         await self.stop_processing_metrics()
         if text:
-            logger.debug(f"Transcript: [{text}]")
+            logger.debug(f"Transcript{' (early)' if guess is not None else ''}: [{text}]")
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
+
+    async def stop(self, frame: EndFrame) -> None:
+        """Transcribe what is queued (pipecat), then drop an unused guess."""
+        await super().stop(frame)
+        self._drop_guesses()
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        """Stop at once; guesses still running are not wanted."""
+        await super().cancel(frame)
+        self._drop_guesses()
+
+    def _drop_guesses(self) -> None:
+        if self._early is not None:
+            self._early.close()
+        for _pcm, guess in self._guessed.values():
+            guess.task.cancel()
+        self._guessed.clear()

@@ -34,7 +34,13 @@ class _FlakyWhisper:
         self.config = type(
             "C",
             (),
-            {"ttfs_p99_secs": 0.5, "model_dir": _Dir(), "language": "en", "timeout_secs": 5.0},
+            {
+                "ttfs_p99_secs": 0.5,
+                "model_dir": _Dir(),
+                "language": "en",
+                "timeout_secs": 5.0,
+                "early_transcript_secs": 0.0,
+            },
         )
 
     def transcribe(self, audio: np.ndarray) -> str:

@@ -41,6 +41,7 @@ class _HungWhisper:
             model_dir=SimpleNamespace(name="whisper-hung"),
             language="en",
             timeout_secs=TIMEOUT_S,
+            early_transcript_secs=0.0,
         )
 
     def transcribe(self, audio: np.ndarray) -> str:
