@@ -11,6 +11,7 @@ timeout, and the next turn works.
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -196,7 +197,8 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
             await caller.wait_for_silence(1.5, timeout=30, after=ring)
             heard = transcribe(*caller.received_audio(due)).lower()
             print(f"timer: rang {ring - reply.speech_end:.1f} s after the question: {heard!r}")
-            assert "tea" in heard and "done" in heard
+            # Whisper tiny sometimes spells Kokoro's "tea" as the letter: "your t timer is done".
+            assert re.search(r"\bt(ea)?\b timer", heard) and "done" in heard, heard
 
 
 async def _plain_turn(
