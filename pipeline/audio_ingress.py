@@ -7,7 +7,8 @@ line to show for it. A frame at another sample rate is silently misread (48 kHz 
 16 kHz is three times too slow, and VAD never hears it). So the noise filter runs here instead,
 after the frame has been made what the models expect:
 
-* another sample rate: resampled to the pipeline's (a stream resampler, as pipecat uses);
+* another sample rate: resampled to the pipeline's (a resampler that holds back 1 ms, see
+  pipeline.stream_resampler);
 * more than one channel: averaged to mono;
 * a length that is not a whole number of samples: the stray byte waits for the next frame,
   so the stream stays aligned;
@@ -15,6 +16,13 @@ after the frame has been made what the models expect:
 
 int16 audio cannot carry NaN or infinity; a client that converted such floats naively sends
 full-scale or zero samples, which are valid audio (clipped) and go through like any other.
+
+The noise filter can run at its own rate (``filter_sample_rate``): RNNoise works at 48 kHz,
+which is what WebRTC's Opus decodes to, so the transport hands 48 kHz over and the filter runs
+on it before the one step down to the pipeline's 16 kHz. Run at 16 kHz, pipecat's RNNoise
+filter resamples up and back down around the model and buffers half a frame: the voice reaches
+the VAD 30 ms after it arrived, against 21 ms at 48 kHz (RNNoise's own 20 ms and the 1 ms step
+down; ``tests/unit/test_audio_ingress.py`` measures both).
 """
 
 from __future__ import annotations
@@ -22,10 +30,10 @@ from __future__ import annotations
 import numpy as np
 from loguru import logger
 from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
-from pipecat.audio.resamplers.base_audio_resampler import BaseAudioResampler
-from pipecat.audio.utils import create_stream_resampler
 from pipecat.frames.frames import FilterControlFrame, Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
+
+from pipeline.stream_resampler import StreamResampler
 
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 192_000
@@ -35,15 +43,22 @@ class AudioIngress(FrameProcessor):
     """Repairs or drops malformed input audio frames, then applies the noise filter."""
 
     def __init__(
-        self, sample_rate: int, noise_filter: BaseAudioFilter | None = None, **kwargs: object
+        self,
+        sample_rate: int,
+        noise_filter: BaseAudioFilter | None = None,
+        *,
+        filter_sample_rate: int | None = None,
+        **kwargs: object,
     ) -> None:
-        """``sample_rate`` is the pipeline's input rate; ``noise_filter`` e.g. RNNoise."""
+        """``sample_rate`` is the pipeline's input rate; ``noise_filter`` e.g. RNNoise, run at
+        ``filter_sample_rate`` (default: the pipeline's rate)."""
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._sample_rate = sample_rate
         self._noise_filter = noise_filter
+        self._filter_rate = filter_sample_rate or sample_rate
         self._filter_failed = False
         self._carry = b""
-        self._resamplers: dict[int, BaseAudioResampler] = {}
+        self._resamplers: dict[tuple[int, int], StreamResampler] = {}
         self.repaired: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
 
@@ -51,7 +66,7 @@ class AudioIngress(FrameProcessor):
         """Start the noise filter at the pipeline's rate."""
         await super().setup(setup)
         if self._noise_filter is not None:
-            await self._noise_filter.start(self._sample_rate)
+            await self._noise_filter.start(self._filter_rate)
 
     async def cleanup(self) -> None:
         """Stop the noise filter."""
@@ -86,24 +101,27 @@ class AudioIngress(FrameProcessor):
             self._note(self.repaired, "downmixed to mono")
             samples = np.frombuffer(audio, dtype=np.int16).reshape(-1, channels)
             audio = samples.mean(axis=1).astype(np.int16).tobytes()
-        if rate != self._sample_rate:
+        if rate not in (self._sample_rate, self._filter_rate):
             self._note(self.repaired, f"resampled from {rate} Hz")
-            audio = await self._resampler(rate).resample(audio, rate, self._sample_rate)
-            if not audio:
-                return False  # the resampler is still filling its window
-        audio = await self._filter(audio)
+        if self._noise_filter is not None and not self._filter_failed:
+            audio = self._resample(audio, rate, self._filter_rate)
+            audio = await self._filter(audio) if audio else audio
+            rate = self._filter_rate
+        audio = self._resample(audio, rate, self._sample_rate)
         if not audio:
-            return False  # RNNoise buffers until it has a whole 10 ms frame
+            return False  # a resampler or RNNoise is still filling its window
         frame.audio = audio
         frame.sample_rate = self._sample_rate
         frame.num_channels = 1
         frame.num_frames = len(audio) // 2
         return True
 
-    def _resampler(self, rate: int) -> BaseAudioResampler:
-        if rate not in self._resamplers:
-            self._resamplers[rate] = create_stream_resampler()
-        return self._resamplers[rate]
+    def _resample(self, audio: bytes, rate: int, to_rate: int) -> bytes:
+        if rate == to_rate or not audio:
+            return audio
+        if (rate, to_rate) not in self._resamplers:
+            self._resamplers[rate, to_rate] = StreamResampler(rate, to_rate)
+        return self._resamplers[rate, to_rate].resample(audio)
 
     async def _filter(self, audio: bytes) -> bytes:
         if self._noise_filter is None or self._filter_failed:

@@ -194,6 +194,10 @@ class TurnConfig:
     vad_energy_drop_db: float = 30.0
     # Silence after which Smart Turn's "incomplete" verdict is overruled and the turn ends.
     smart_turn_stop_secs: float = 1.5
+    # Smart Turn starts predicting once the voice has stayed 30 dB under the speaker's level
+    # this long, instead of at the VAD's stop (pipeline.early_smart_turn); 0: at the stop.
+    smart_turn_early_secs: float = 0.04
+    smart_turn_early_drop_db: float = 30.0
     barge_in: bool = True
 
 

@@ -37,6 +37,7 @@ from pipecat.workers.runner import WorkerRunner
 from pipeline.audio_ingress import AudioIngress
 from pipeline.config import AgentConfig
 from pipeline.conversation_keeper import ConversationKeeper
+from pipeline.early_smart_turn import EarlySmartTurn
 from pipeline.empty_answer import EmptyAnswerGuard
 from pipeline.endpointing_vad import EndpointingSileroVAD
 from pipeline.fallback import FailureResponder
@@ -54,6 +55,9 @@ from services.stt import WhisperSTTService
 from services.tts import KokoroTTSService
 
 AUDIO_IN_SAMPLE_RATE = 16000
+# What the tuned transport hands over: Opus decodes at 48 kHz, and RNNoise runs at 48 kHz, so
+# the audio ingress filters it there and steps down to 16 kHz once (see pipeline.audio_ingress).
+TRANSPORT_IN_SAMPLE_RATE = 48000
 
 
 def _transport(
@@ -62,6 +66,7 @@ def _transport(
     *,
     out_10ms_chunks: int,
     noise_filter_in_transport: bool,
+    in_sample_rate: int = AUDIO_IN_SAMPLE_RATE,
     party: Party | None = None,
 ) -> SmallWebRTCTransport:
     config = runtime.config
@@ -69,7 +74,7 @@ def _transport(
     params = TransportParams(
         audio_in_enabled=True,
         audio_out_enabled=True,
-        audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
+        audio_in_sample_rate=in_sample_rate,
         audio_out_sample_rate=config.tts.sample_rate,
         audio_in_filter=RNNoiseFilter() if in_transport else None,
         audio_out_10ms_chunks=out_10ms_chunks,
@@ -82,7 +87,9 @@ def _transport(
 def audio_ingress(config: AgentConfig) -> AudioIngress:
     """The input audio gate, with RNNoise when the config asks for noise filtering."""
     return AudioIngress(
-        AUDIO_IN_SAMPLE_RATE, noise_filter=RNNoiseFilter() if config.noise_filter else None
+        AUDIO_IN_SAMPLE_RATE,
+        noise_filter=RNNoiseFilter() if config.noise_filter else None,
+        filter_sample_rate=TRANSPORT_IN_SAMPLE_RATE,
     )
 
 
@@ -99,8 +106,16 @@ def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
         if turn.vad_energy_drop_db > 0
         else SileroVADAnalyzer(params=vad_params)
     )
-    smart_turn = LocalSmartTurnAnalyzerV3(
-        params=SmartTurnParams(stop_secs=turn.smart_turn_stop_secs)
+    smart_turn_params = SmartTurnParams(stop_secs=turn.smart_turn_stop_secs)
+    smart_turn = (
+        EarlySmartTurn(
+            params=smart_turn_params,
+            quiet_secs=turn.smart_turn_early_secs,
+            drop_db=turn.smart_turn_early_drop_db,
+            pad_to_secs=turn.vad_stop_secs,
+        )
+        if turn.smart_turn_early_secs > 0
+        else LocalSmartTurnAnalyzerV3(params=smart_turn_params)
     )
     return LLMContextAggregatorPair(
         LLMContext(),
@@ -160,7 +175,12 @@ def build_worker(
     # RNNoise runs in the audio ingress, after malformed frames are repaired, not in the
     # transport (see pipeline.audio_ingress).
     transport = _transport(
-        connection, runtime, out_10ms_chunks=2, noise_filter_in_transport=False, party=party
+        connection,
+        runtime,
+        out_10ms_chunks=2,
+        noise_filter_in_transport=False,
+        in_sample_rate=TRANSPORT_IN_SAMPLE_RATE,
+        party=party,
     )
     shorten_audio_jitter_buffers(connection.pc)
     aggregators = user_turn_aggregators(config)

@@ -167,7 +167,8 @@ def shared_echo_session(
         TransportParams(
             audio_in_enabled=True,
             audio_out_enabled=True,
-            audio_in_sample_rate=16000,
+            # The session's input rate, at which the party mixes guests in.
+            audio_in_sample_rate=party.mixer.sample_rate,
             audio_out_sample_rate=24000,
         ),
         party,
