@@ -55,9 +55,6 @@ from services.stt import WhisperSTTService
 from services.tts import KokoroTTSService
 
 AUDIO_IN_SAMPLE_RATE = 16000
-# What the tuned transport hands over: Opus decodes at 48 kHz, and RNNoise runs at 48 kHz, so
-# the audio ingress filters it there and steps down to 16 kHz once (see pipeline.audio_ingress).
-TRANSPORT_IN_SAMPLE_RATE = 48000
 
 
 def _transport(
@@ -66,7 +63,6 @@ def _transport(
     *,
     out_10ms_chunks: int,
     noise_filter_in_transport: bool,
-    in_sample_rate: int = AUDIO_IN_SAMPLE_RATE,
     party: Party | None = None,
 ) -> SmallWebRTCTransport:
     config = runtime.config
@@ -74,7 +70,7 @@ def _transport(
     params = TransportParams(
         audio_in_enabled=True,
         audio_out_enabled=True,
-        audio_in_sample_rate=in_sample_rate,
+        audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
         audio_out_sample_rate=config.tts.sample_rate,
         audio_in_filter=RNNoiseFilter() if in_transport else None,
         audio_out_10ms_chunks=out_10ms_chunks,
@@ -87,9 +83,7 @@ def _transport(
 def audio_ingress(config: AgentConfig) -> AudioIngress:
     """The input audio gate, with RNNoise when the config asks for noise filtering."""
     return AudioIngress(
-        AUDIO_IN_SAMPLE_RATE,
-        noise_filter=RNNoiseFilter() if config.noise_filter else None,
-        filter_sample_rate=TRANSPORT_IN_SAMPLE_RATE,
+        AUDIO_IN_SAMPLE_RATE, noise_filter=RNNoiseFilter() if config.noise_filter else None
     )
 
 
@@ -175,12 +169,7 @@ def build_worker(
     # RNNoise runs in the audio ingress, after malformed frames are repaired, not in the
     # transport (see pipeline.audio_ingress).
     transport = _transport(
-        connection,
-        runtime,
-        out_10ms_chunks=2,
-        noise_filter_in_transport=False,
-        in_sample_rate=TRANSPORT_IN_SAMPLE_RATE,
-        party=party,
+        connection, runtime, out_10ms_chunks=2, noise_filter_in_transport=False, party=party
     )
     shorten_audio_jitter_buffers(connection.pc)
     aggregators = user_turn_aggregators(config)

@@ -36,7 +36,7 @@ from pipeline.memory import collect_session_garbage, release_free_memory
 from pipeline.party import Party, PartyError
 from pipeline.runtime import AgentRuntime
 from pipeline.sdp_check import SDPError, check_offer
-from pipeline.session import TRANSPORT_IN_SAMPLE_RATE, build_worker, run_session
+from pipeline.session import build_worker, run_session
 
 # Sessions last minutes; a client told to come back sooner would only be refused again.
 BUSY_RETRY_AFTER_SECS = 10
@@ -363,7 +363,6 @@ class SessionManager:
         server = self._runtime.config.server
         party = Party(
             sid,
-            sample_rate=TRANSPORT_IN_SAMPLE_RATE,
             max_guests=server.max_guests,
             peer_timeout_secs=server.peer_timeout_secs,
             connect_timeout_secs=server.connect_timeout_secs,

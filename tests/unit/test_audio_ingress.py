@@ -6,14 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
-import soxr
 from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
-from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
 from pipecat.frames.frames import FilterControlFrame, Frame, InputAudioRawFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.audio_ingress import AudioIngress
-from tests.support.ingress import speech_pcm
 
 RATE = 16000
 
@@ -87,34 +84,3 @@ async def test_a_failing_noise_filter_lets_the_audio_through_unfiltered() -> Non
     out = await _through(AudioIngress(RATE, noise_filter), [_frame(data), _frame(data)])
     assert noise_filter.started_at == RATE
     assert [f.audio for f in out] == [data, data]
-
-
-async def _delay_ms(ingress: AudioIngress, speech: np.ndarray, rate: int) -> float:
-    """How far behind the input the filtered 16 kHz output runs: held back plus shifted."""
-    assert ingress._noise_filter is not None
-    await ingress._noise_filter.start(ingress._filter_rate)
-    step = rate // 50
-    speech = speech[: len(speech) // step * step]
-    out = []
-    for start in range(0, len(speech), step):
-        frame = _frame(speech[start : start + step].tobytes(), rate=rate)
-        if await ingress._admit(frame):
-            out.append(np.frombuffer(frame.audio, dtype=np.int16))
-    filtered = np.concatenate(out).astype(np.float32)
-    held_back = (len(speech) / rate - len(filtered) / RATE) * 1000
-    reference = soxr.resample(speech.astype(np.float32), rate, RATE)[: len(filtered)]
-    shifts = range(0, 800, 8)
-    shift = max(shifts, key=lambda d: float(np.dot(reference[: len(filtered) - d], filtered[d:])))
-    return held_back + shift / RATE * 1000
-
-
-@pytest.mark.asyncio
-async def test_rnnoise_at_48k_brings_the_voice_to_the_vad_sooner() -> None:
-    speech48 = speech_pcm("weather_question.wav", rate=48000)
-    speech16 = speech_pcm("weather_question.wav", rate=RATE)
-    at_16k = await _delay_ms(AudioIngress(RATE, RNNoiseFilter()), speech16, RATE)
-    at_48k = await _delay_ms(
-        AudioIngress(RATE, RNNoiseFilter(), filter_sample_rate=48000), speech48, 48000
-    )
-    assert at_48k <= 22.0
-    assert at_16k - at_48k >= 8.0
