@@ -197,8 +197,11 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
             await caller.wait_for_silence(1.5, timeout=30, after=ring)
             heard = transcribe(*caller.received_audio(due)).lower()
             print(f"timer: rang {ring - reply.speech_end:.1f} s after the question: {heard!r}")
-            # Whisper tiny sometimes spells Kokoro's "tea" as the letter: "your t timer is done".
-            assert re.search(r"\bt(ea)?\b timer", heard) and "done" in heard, heard
+            # Whisper tiny sometimes spells Kokoro's "tea" as the letter, with or without a
+            # hyphen: "your t timer is done", "your t-timer is done". Words, not punctuation.
+            words = re.findall(r"[a-z0-9]+", heard)
+            assert ("tea" in words or "t" in words) and "timer" in words, heard
+            assert "done" in words, heard
 
 
 async def _plain_turn(
