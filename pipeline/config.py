@@ -174,9 +174,10 @@ class LLMConfig:
     prefill: bool = True
     start_timeout_secs: float = 180.0
     threads: int = 0
-    # Niceness added to a managed llama.cpp server (0 keeps the agent's). A lower priority
-    # lets Kokoro win the cores while the rest of an answer is generated, but the agent's own
-    # audio work then delays the next answer's first token more than it saves: off by default.
+    # Niceness of a managed llama.cpp server. The CLI gives it the agent's ``compute_nice``, so
+    # that it and the in-process models share the cores as equals below the audio path. (Lower
+    # than Whisper and Kokoro alone, it lost to Kokoro synthesizing the rest of an answer and
+    # the next answer's first token came later.)
     cpu_nice: int = 0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     extra_server_args: tuple[str, ...] = ()
@@ -278,6 +279,11 @@ class ContextWindowConfig:
     digest_chars: int = 600
 
 
+# Weight 110 against the event loop's 1024 (nice 0): the loop, a few percent of one core, gets
+# the core within a scheduler tick when a packet arrives; the models lose almost nothing.
+DEFAULT_COMPUTE_NICE = 10
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Everything ``jetvoice serve`` needs, assembled once by the CLI."""
@@ -296,3 +302,6 @@ class AgentConfig:
     context_window: ContextWindowConfig = field(default_factory=ContextWindowConfig)
     resume_greeting: str = DEFAULT_RESUME_GREETING
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    # Niceness of the model threads (Whisper, Smart Turn, Kokoro) so that the audio path runs
+    # first on a busy box (pipeline.compute_priority); 0 leaves every thread at the agent's.
+    compute_nice: int = DEFAULT_COMPUTE_NICE

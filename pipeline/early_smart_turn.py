@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.metrics.metrics import MetricsData
 
+from pipeline.compute_priority import compute_executor, lowering_new_threads
 from pipeline.endpointing_vad import SpeechLevelGate, window_dbfs
 
 Prediction = tuple[EndOfTurnState, MetricsData | None]
@@ -36,11 +37,22 @@ class EarlySmartTurn(LocalSmartTurnAnalyzerV3):
     """Local Smart Turn v3 whose end-of-turn prediction starts once the voice goes quiet."""
 
     def __init__(
-        self, *, quiet_secs: float, drop_db: float, pad_to_secs: float, **kwargs: Any
+        self,
+        *,
+        quiet_secs: float,
+        drop_db: float,
+        pad_to_secs: float,
+        nice: int = 0,
+        **kwargs: Any,
     ) -> None:
         """``quiet_secs`` of audio ``drop_db`` under the voice start the guess, whose quiet tail
-        is repeated to ``pad_to_secs`` (the VAD's ``stop_secs``)."""
-        super().__init__(**kwargs)
+        is repeated to ``pad_to_secs`` (the VAD's ``stop_secs``). The model runs at ``nice``
+        (pipeline.compute_priority): the guess shares the cores with Whisper's early
+        transcript, which the LLM's read-ahead waits for."""
+        self._nice = nice
+        # onnxruntime starts its intra-op threads while the session is built, on this thread.
+        with lowering_new_threads(nice):
+            super().__init__(**kwargs)
         if quiet_secs <= 0:
             raise ValueError(f"quiet_secs must be positive, got {quiet_secs}")
         self._gate = SpeechLevelGate(drop_db=drop_db)
@@ -50,6 +62,13 @@ class EarlySmartTurn(LocalSmartTurnAnalyzerV3):
         self._quiet_for = 0.0
         self._guess: Future[Prediction] | None = None
         self.guesses_used = 0
+
+    @property
+    def _model_executor(self) -> ThreadPoolExecutor:
+        """pipecat's one model thread, at the models' priority."""
+        if self._executor is None:
+            self._executor = compute_executor(self._nice, "smart-turn", max_workers=1)
+        return self._executor
 
     def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
         """pipecat's buffering, and the guess started or thrown away by the audio's level."""

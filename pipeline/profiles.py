@@ -12,6 +12,7 @@ from models.paths import profile_paths
 from models.store import ModelStore
 from pipeline.certs import CertReport, default_state_dir, ensure_certificates
 from pipeline.config import (
+    DEFAULT_COMPUTE_NICE,
     AgentConfig,
     ContextWindowConfig,
     LLMConfig,
@@ -165,6 +166,8 @@ def build_agent_config(
         raise ValueError("--max-sessions must be at least 1")
     if server_config is None:
         server_config = ServerConfig(host=args.host, port=args.port)
+    # pipecat's stock configuration runs everything at one priority: the baseline stays stock.
+    compute_nice = 0 if args.pipeline == "stock" else DEFAULT_COMPUTE_NICE
     return AgentConfig(
         profile=paths.profile,
         stt=STTConfig(
@@ -189,6 +192,7 @@ def build_agent_config(
             request_timeout_secs=args.llm_timeout,
             context_tokens=vllm.max_model_len if vllm else LLMConfig.context_tokens,
             extra_server_args=vllm.extra_args() if (vllm and server == "vllm") else (),
+            cpu_nice=compute_nice,
         ),
         server=dataclasses.replace(server_config, max_sessions=max_sessions),
         noise_filter=not args.no_noise_filter,
@@ -197,4 +201,5 @@ def build_agent_config(
         history=history_config(args, getattr(args, "state_dir", None) or default_state_dir()),
         context_window=ContextWindowConfig(summarizer="digest" if server == "llamacpp" else "llm"),
         tools=tools_config(args, os.environ, small_model=server == "llamacpp"),
+        compute_nice=compute_nice,
     )

@@ -6,11 +6,14 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 from loguru import logger
 
+from pipeline.compute_priority import compute_executor
 from pipeline.config import AgentConfig
 from pipeline.conversation_store import ConversationWriter
 from pipeline.metrics import Metrics
@@ -18,6 +21,8 @@ from pipeline.tools.schemas import openai_tools
 from services.llm_server import LLMEndpoint, LLMServer
 from services.stt import WhisperEngine
 from services.tts import KokoroEngine
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,6 +60,8 @@ class AgentRuntime:
         self._pruner: asyncio.Task[None] | None = None
         self._openers: asyncio.Task[int] | None = None
         self._openers_stop = threading.Event()
+        # Whisper and Kokoro are built, warmed and run on these threads, below the audio path.
+        self.compute = compute_executor(config.compute_nice, "models")
 
     def models_status(self) -> dict[str, dict[str, bool | int]]:
         """Per in-process model: loaded yet, and how many times this process constructed one."""
@@ -79,9 +86,9 @@ class AgentRuntime:
         try:
             # Loading one model at a time keeps peak memory and core contention down while
             # the LLM server is loading its own weights in parallel.
-            self.whisper = await asyncio.to_thread(WhisperEngine, self.config.stt)
+            self.whisper = await self._on_compute(WhisperEngine, self.config.stt, self.compute)
             self.timings.stt_load = self.whisper.load_secs
-            self.kokoro = await asyncio.to_thread(KokoroEngine, self.config.tts)
+            self.kokoro = await self._on_compute(KokoroEngine, self.config.tts, self.compute)
             self.timings.tts_load = self.kokoro.load_secs
             await llm_task
         except BaseException:
@@ -91,8 +98,8 @@ class AgentRuntime:
         if self.config.warmup:
             warm_started = time.perf_counter()
             await asyncio.gather(
-                asyncio.to_thread(self.whisper.warm_up),
-                asyncio.to_thread(self.kokoro.warm_up, self._fixed_phrases()),
+                self._on_compute(self.whisper.warm_up),
+                self._on_compute(self.kokoro.warm_up, self._fixed_phrases()),
                 self._warm_llm(),
             )
             self.timings.warm_up = time.perf_counter() - warm_started
@@ -102,7 +109,7 @@ class AgentRuntime:
             # After ready, not before: the server answers at once, and the first turns find
             # more of the openers cached as the seconds pass.
             self._openers = asyncio.create_task(
-                asyncio.to_thread(
+                self._on_compute(
                     self.kokoro.prerender, self.config.tts.opener_phrases, self._openers_stop
                 ),
                 name="tts-openers",
@@ -117,6 +124,9 @@ class AgentRuntime:
             self.timings.llm_ready,
             self.timings.warm_up,
         )
+
+    async def _on_compute(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.compute, function, *args)
 
     def _fixed_phrases(self) -> tuple[str, ...]:
         from pipeline.fallback import APOLOGIES
@@ -182,5 +192,7 @@ class AgentRuntime:
             # The worker thread cannot be cancelled: it stops after the phrase it is on.
             self._openers_stop.set()
             await asyncio.gather(self._openers, return_exceptions=True)
+        # A call still running (a hung synthesis) finishes on its own; nothing waits for it.
+        self.compute.shutdown(wait=False, cancel_futures=True)
         if self.history is not None:
             await self.history.close()

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import Executor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,9 +48,11 @@ class WhisperEngine:
     # Models constructed in this process (reported by /health: 1 when shared as intended).
     loads: ClassVar[int] = 0
 
-    def __init__(self, config: STTConfig) -> None:
+    def __init__(self, config: STTConfig, executor: Executor | None = None) -> None:
+        """``executor`` runs the transcriptions (pipeline.compute_priority); None: asyncio's."""
         type(self).loads += 1
         self.config = config
+        self.executor = executor
         started = time.perf_counter()
         # Half the cores by default (CTranslate2's own default is four threads): Whisper runs
         # at the same moment as Smart Turn (one thread), and on two busy cores a 2-second turn
@@ -106,6 +109,11 @@ class WhisperEngine:
         )
         parts = [s.text for s in segments if s.no_speech_prob < _NO_SPEECH_THRESHOLD]
         return " ".join(p.strip() for p in parts).strip()
+
+    async def transcribe_async(self, audio: np.ndarray) -> str:
+        """:meth:`transcribe` on the engine's executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.transcribe, audio)
 
     def warm_up(self) -> None:
         """Run one decode so the first real turn does not pay for lazy initialisation."""
@@ -167,7 +175,7 @@ class WhisperSTTService(SegmentedSTTService):
         """The engine's transcript of a segment (padded as every segment is), in a thread."""
         padded = pcm + self._trailing_silence()
         samples = np.frombuffer(padded, dtype=np.int16).astype(np.float32) / 32768.0
-        return await asyncio.to_thread(self._engine.transcribe, samples)
+        return await self._engine.transcribe_async(samples)
 
     async def process_audio_frame(
         self, frame: InputAudioRawFrame, direction: FrameDirection

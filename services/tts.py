@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncGenerator
+from concurrent.futures import Executor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,9 +61,11 @@ class KokoroEngine:
     # Models constructed in this process (reported by /health: 1 when shared as intended).
     loads: ClassVar[int] = 0
 
-    def __init__(self, config: TTSConfig) -> None:
+    def __init__(self, config: TTSConfig, executor: Executor | None = None) -> None:
+        """``executor`` runs the syntheses (pipeline.compute_priority); None: asyncio's."""
         type(self).loads += 1
         self.config = config
+        self.executor = executor
         started = time.perf_counter()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -91,6 +94,11 @@ class KokoroEngine:
             text, voice=voice or self.config.voice, speed=self.config.speed, lang="en-us"
         )
         return audio
+
+    async def synthesize_async(self, text: str) -> np.ndarray:
+        """:meth:`synthesize` in the configured voice, on the engine's executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.synthesize, text)
 
     def warm_up(self, phrases: tuple[str, ...] = ()) -> None:
         """Initialise lazily built state, then pre-render the fixed ``phrases``."""
@@ -152,7 +160,7 @@ class KokoroTTSService(TTSService):
         )
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
-        """Synthesize ``text`` batch by batch (kokoro-onnx runs each batch in a thread)."""
+        """Synthesize ``text`` (a pre-rendered phrase plays as it is), then its pause."""
         config = self._engine.config
         try:
             await self.start_tts_usage_metrics(text)
@@ -175,31 +183,15 @@ class KokoroTTSService(TTSService):
             await self.stop_ttfb_metrics()
 
     async def _synthesized(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
-        """Kokoro's audio for ``text``, batch by batch as each is synthesized."""
+        """Kokoro's audio for ``text``, synthesized in one call on the engine's threads.
+
+        The clause chunker keeps an answer's pieces to 30 words, well inside one Kokoro batch
+        (510 phonemes), so there is nothing to stream within a piece; kokoro-onnx's own
+        streaming would run its batches on asyncio's shared threads, not the model threads
+        (pipeline.compute_priority).
+        """
         config = self._engine.config
-        stream: AsyncGenerator[tuple[np.ndarray, int], None] | None = None
-        try:
-            stream = self._engine.kokoro.create_stream(
-                text, voice=config.voice, speed=config.speed, lang="en-us"
-            )
-            first = True
-            while True:
-                try:
-                    # Each batch runs in a worker thread; one that never returns must not
-                    # leave the bot silent mid-answer.
-                    samples, sample_rate = await asyncio.wait_for(
-                        anext(stream), config.timeout_secs
-                    )
-                except StopAsyncIteration:
-                    break
-                if sample_rate != self.sample_rate:
-                    raise ValueError(
-                        f"Kokoro produced {sample_rate} Hz, expected {self.sample_rate}"
-                    )
-                audio = trim_leading_quiet(samples, sample_rate) if first else samples
-                first = False
-                await self.stop_ttfb_metrics()
-                yield self._audio_frame(audio, context_id)
-        finally:
-            if stream is not None:
-                await stream.aclose()
+        # A synthesis that never returns must not leave the bot silent mid-answer.
+        samples = await asyncio.wait_for(self._engine.synthesize_async(text), config.timeout_secs)
+        await self.stop_ttfb_metrics()
+        yield self._audio_frame(trim_leading_quiet(samples, config.sample_rate), context_id)

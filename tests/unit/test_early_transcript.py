@@ -3,6 +3,7 @@ quiet audio followed it (services.early_transcript, in the real WhisperSTTServic
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -37,6 +38,9 @@ class _CountingWhisper:
         with self._lock:
             self.heard.append(int(audio.size))
         return f"heard {audio.size}"
+
+    async def transcribe_async(self, audio: np.ndarray) -> str:
+        return await asyncio.to_thread(self.transcribe, audio)
 
 
 def _voice(frames: int, seed: int = 1) -> list[Frame]:

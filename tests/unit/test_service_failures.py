@@ -49,6 +49,9 @@ class _FlakyWhisper:
             raise RuntimeError("injected decoder failure")
         return "hello"
 
+    async def transcribe_async(self, audio: np.ndarray) -> str:
+        return self.transcribe(audio)
+
 
 class _Dir:
     name = "whisper-test"
@@ -78,13 +81,14 @@ async def test_stt_failure_yields_an_error_and_the_next_turn_is_transcribed() ->
 class _BrokenKokoro:
     """Stands in for the Kokoro engine: synthesis always raises."""
 
-    config = type("C", (), {"sample_rate": 24000, "voice": "af_heart", "speed": 1.0})
+    config = type(
+        "C", (), {"sample_rate": 24000, "voice": "af_heart", "speed": 1.0, "timeout_secs": 5.0}
+    )
 
     def prerendered(self, text: str) -> None:
         return None
 
-    @property
-    def kokoro(self) -> Any:
+    async def synthesize_async(self, text: str) -> Any:
         raise RuntimeError("injected synthesis failure")
 
 
@@ -93,7 +97,7 @@ async def test_tts_failure_yields_an_error_frame() -> None:
     tts = KokoroTTSService(_BrokenKokoro())  # type: ignore[arg-type]
     _down, up = await run_test(tts, frames_to_send=[TTSSpeakFrame("Hello."), SleepFrame(sleep=0.3)])
     errors = [f for f in up if isinstance(f, ErrorFrame)]
-    assert errors and "speech synthesis failed" in errors[0].error
+    assert errors and errors[0].error == "speech synthesis failed: injected synthesis failure"
 
 
 class _Worker:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncGenerator
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
@@ -48,6 +46,9 @@ class _HungWhisper:
         self.release.wait(10)
         return "too late"
 
+    async def transcribe_async(self, audio: np.ndarray) -> str:
+        return await asyncio.to_thread(self.transcribe, audio)
+
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
@@ -74,21 +75,21 @@ async def test_a_hung_transcription_ends_the_turn_with_an_error() -> None:
 
 
 class _HungKokoro:
-    """A Kokoro engine whose stream yields one batch, then never another."""
+    """A Kokoro engine that synthesizes its first piece, then never returns from another."""
 
     config = SimpleNamespace(sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=TIMEOUT_S)
+
+    def __init__(self) -> None:
+        self.calls = 0
 
     def prerendered(self, text: str) -> None:
         return None
 
-    @property
-    def kokoro(self) -> Any:
-        return self
-
-    async def create_stream(self, text: str, **_: Any) -> AsyncGenerator[tuple[Any, int], None]:
-        yield np.full(2400, 0.1, dtype=np.float32), 24000
-        await _forever()
-        yield np.zeros(0, dtype=np.float32), 24000  # pragma: no cover
+    async def synthesize_async(self, text: str) -> np.ndarray:
+        self.calls += 1
+        if self.calls > 1:
+            await _forever()
+        return np.full(2400, 0.1, dtype=np.float32)
 
 
 async def _forever() -> None:
@@ -100,8 +101,15 @@ async def _forever() -> None:
 async def test_a_hung_synthesis_ends_the_utterance_with_an_error() -> None:
     tts = KokoroTTSService(_HungKokoro())  # type: ignore[arg-type]
     down, up = await run_test(
-        tts, frames_to_send=[TTSSpeakFrame("Hello there."), SleepFrame(sleep=TIMEOUT_S + 0.7)]
+        tts,
+        frames_to_send=[
+            TTSSpeakFrame("Hello there."),
+            TTSSpeakFrame("How are you?"),
+            SleepFrame(sleep=TIMEOUT_S + 0.7),
+        ],
     )
-    assert any(isinstance(f, TTSAudioRawFrame) for f in down), "the first batch was not played"
+    assert any(isinstance(f, TTSAudioRawFrame) for f in down), "the first piece was not played"
     errors = [f.error for f in up if isinstance(f, ErrorFrame)]
-    assert errors == [f"speech synthesis timed out after {TIMEOUT_S:g} s"]
+    assert errors[0] == f"speech synthesis timed out after {TIMEOUT_S:g} s", errors
+    # pipecat adds its own word for the piece that had no audio; nothing else went wrong.
+    assert all(e == errors[0] or e.endswith("completed with no audio") for e in errors), errors
