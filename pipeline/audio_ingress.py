@@ -17,10 +17,10 @@ after the frame has been made what the models expect:
 int16 audio cannot carry NaN or infinity; a client that converted such floats naively sends
 full-scale or zero samples, which are valid audio (clipped) and go through like any other.
 
-RNNoise runs at the pipeline's 16 kHz (pipecat's filter resamples to its 48 kHz and back), not
-on the 48 kHz that Opus decodes to: that would bring the voice to the VAD 9 ms sooner, but the
-full-band denoising changes what Whisper hears ("turn on the living room lamp" became "... room,
-Liam" through the real ingress and Whisper tiny.en).
+RNNoise runs at the pipeline's 16 kHz (the filter resamples to its 48 kHz and back, see
+pipeline.noise_filter), not on the 48 kHz that Opus decodes to: the full-band denoising
+changes what Whisper hears ("turn on the living room lamp" became "... room, Liam" through the
+real ingress and Whisper tiny.en).
 """
 
 from __future__ import annotations

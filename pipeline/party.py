@@ -35,6 +35,7 @@ from pipecat.transports.smallwebrtc.transport import RawAudioTrack
 from pipeline.audio_mixer import AudioMixer, MixerInput
 from pipeline.audio_out_track import audio_sender_track, release_pending_audio
 from pipeline.jitter import shorten_audio_jitter_buffers
+from pipeline.opus_sender import send_low_delay_opus
 
 CHECK_INTERVAL_SECS = 1.0
 DISCONNECT_TIMEOUT_SECS = 5.0
@@ -85,6 +86,8 @@ class Guest:
         self.gone_reason: str | None = None
         # aiortc's 80 ms receive prefetch would only delay this peer's voice in the mix.
         shorten_audio_jitter_buffers(connection.pc)
+        # They hear the bot's answers as soon as the host does.
+        send_low_delay_opus(connection.pc)
 
         @connection.event_handler("connected")
         async def on_connected(_connection: SmallWebRTCConnection) -> None:

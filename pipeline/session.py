@@ -45,6 +45,8 @@ from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
 from pipeline.liveness import PeerWatchdog
 from pipeline.metrics import Metrics
+from pipeline.noise_filter import AlignedRNNoiseFilter
+from pipeline.opus_sender import send_low_delay_opus
 from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
 from pipeline.shared_transport import SharedTransport
@@ -83,7 +85,8 @@ def _transport(
 def audio_ingress(config: AgentConfig) -> AudioIngress:
     """The input audio gate, with RNNoise when the config asks for noise filtering."""
     return AudioIngress(
-        AUDIO_IN_SAMPLE_RATE, noise_filter=RNNoiseFilter() if config.noise_filter else None
+        AUDIO_IN_SAMPLE_RATE,
+        noise_filter=AlignedRNNoiseFilter() if config.noise_filter else None,
     )
 
 
@@ -107,6 +110,7 @@ def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
             quiet_secs=turn.smart_turn_early_secs,
             drop_db=turn.smart_turn_early_drop_db,
             pad_to_secs=turn.vad_stop_secs,
+            nice=config.compute_nice,
         )
         if turn.smart_turn_early_secs > 0
         else LocalSmartTurnAnalyzerV3(params=smart_turn_params)
@@ -164,14 +168,15 @@ def build_worker(
         raise RuntimeError("the runtime has not loaded its models")
     if config.variant == "stock":
         return _stock_worker(connection, runtime, session_id)
-    # 20 ms output packets (one Opus frame) rather than pipecat's 40 ms: less to wait for
-    # before the first bot sample leaves.
+    # 20 ms output writes rather than pipecat's 40 ms: less to wait for before the first bot
+    # sample leaves (it leaves in 10 ms Opus packets, see pipeline.opus_sender).
     # RNNoise runs in the audio ingress, after malformed frames are repaired, not in the
     # transport (see pipeline.audio_ingress).
     transport = _transport(
         connection, runtime, out_10ms_chunks=2, noise_filter_in_transport=False, party=party
     )
     shorten_audio_jitter_buffers(connection.pc)
+    send_low_delay_opus(connection.pc)
     aggregators = user_turn_aggregators(config)
     llm = create_llm_service(config.llm, runtime.llm_endpoint)
     install_tools(llm, aggregators.user().context, config.tools, session_id)
