@@ -39,6 +39,20 @@ from pipeline.metrics import Metrics
 MESSAGE_LABEL = "jetvoice"
 
 
+# Silero reads 512-sample windows of the 16 kHz input.
+SILERO_WINDOW_SECS = 512 / 16000
+
+
+def vad_stop_window_secs(stop_secs: float, window_secs: float = SILERO_WINDOW_SECS) -> float:
+    """The quiet audio the VAD's stop really waits for, counted in whole windows.
+
+    pipecat's VAD reports the stop after ``round(stop_secs / window)`` quiet windows, and at
+    least one: 0.2 s is six 32 ms windows, 192 ms. Subtracting 0.2 s instead would put the
+    user's silence 8 ms early and count transport as VAD time.
+    """
+    return max(1, round(stop_secs / window_secs)) * window_secs
+
+
 def breakdown_message(
     breakdown: LatencyBreakdown,
     turn: dict[str, Any] | None,
@@ -205,7 +219,7 @@ class LatencyReport:
         """``on_report`` also receives each turn's message data (the conversation history)."""
         self._connection = connection
         self._on_report = on_report
-        self._stop_secs = stop_secs
+        self._stop_secs = vad_stop_window_secs(stop_secs)
         self._metrics = metrics
         self._session_id = session_id
         self._turns = 0
