@@ -18,9 +18,11 @@ int16 audio cannot carry NaN or infinity; a client that converted such floats na
 full-scale or zero samples, which are valid audio (clipped) and go through like any other.
 
 RNNoise runs at the pipeline's 16 kHz (the filter resamples to its 48 kHz and back, see
-pipeline.noise_filter), not on the 48 kHz that Opus decodes to: the full-band denoising
-changes what Whisper hears ("turn on the living room lamp" became "... room, Liam" through the
-real ingress and Whisper tiny.en).
+pipeline.noise_filter), as pipecat's does, so it denoises the band the models hear. Whisper
+tiny.en's reading of a fragile word moves with RNNoise's 10 ms frame phase, whatever the rate:
+"turn on the living room lamp" comes out "... room, Liam" at 5 of 12 start offsets of the same
+recording through pipecat's own filter (4 of 12 through ours), so one such word in a benchmark
+run is not evidence either way.
 """
 
 from __future__ import annotations
