@@ -136,8 +136,8 @@ async def test_two_conversations_at_once_each_get_the_answer_to_their_own_questi
     print(f"weather: heard {weather_heard!r}, answered {weather_answer!r}")
     print(f"lamp: heard {lamp_heard!r}, answered {lamp_answer!r}")
     # Each session heard its own caller, and only its own caller.
-    assert "weather" in weather_heard and "lamp" not in weather_heard, weather_heard
-    assert "lamp" in lamp_heard and "weather" not in lamp_heard, lamp_heard
+    assert "weather" in weather_heard and "living room" not in weather_heard, weather_heard
+    assert "living room" in lamp_heard and "weather" not in lamp_heard, lamp_heard
     assert _answers(weather_answer, WEATHER_WORDS), weather_answer
     assert _answers(lamp_answer, LAMP_WORDS), lamp_answer
     assert _words(weather_answer) != _words(lamp_answer)
@@ -191,8 +191,10 @@ async def test_a_second_person_joins_both_hear_the_answer_to_their_question_then
         print(f"{key}: {text!r}")
     assert _answers(spoken["first"], WEATHER_WORDS), spoken["first"]
     # The guest's voice reached the session's one input stream ...
-    assert "lamp" in spoken["heard_by_server"], spoken["heard_by_server"]
-    assert "lamp" in spoken["heard_by_server_guest"], spoken["heard_by_server_guest"]
+    # ("living room": Whisper tiny.en hears this recording's "lamp" as "Liam" at some RNNoise
+    # frame phases, see pipeline/audio_ingress.py.)
+    assert "living room" in spoken["heard_by_server"], spoken["heard_by_server"]
+    assert "living room" in spoken["heard_by_server_guest"], spoken["heard_by_server_guest"]
     # ... and both heard the bot answer it: the same answer.
     assert _answers(spoken["guest"], LAMP_WORDS), spoken["guest"]
     assert _answers(spoken["host"], LAMP_WORDS), spoken["host"]
