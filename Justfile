@@ -3,7 +3,14 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # llama-cpp-python is built from source: skip the parts of llama.cpp the server does not use.
-export CMAKE_ARGS := env_var_or_default("CMAKE_ARGS", "-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF")
+_llama_cmake := "-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF"
+# ...and without Intel AMX: the build is -march=native, and a virtual machine can report AMX in
+# CPUID without enabling its register state, so the first tile instruction (ldtilecfg, in
+# ggml's AMX matmul) kills the server on the first request. GCC lets an explicit -mno-* win over
+# -march=native whatever the order. Not an x86 machine: nothing to turn off.
+_no_amx := "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+_llama_x86 := if arch() == "x86_64" { " -DCMAKE_C_FLAGS='" + _no_amx + "' -DCMAKE_CXX_FLAGS='" + _no_amx + "'" } else { "" }
+export CMAKE_ARGS := env_var_or_default("CMAKE_ARGS", _llama_cmake + _llama_x86)
 export UV_PYTHON_DOWNLOADS := "never"
 export HF_HUB_OFFLINE := "1"
 

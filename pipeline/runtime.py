@@ -170,10 +170,17 @@ class AgentRuntime:
         headers = {"Authorization": f"Bearer {endpoint.api_key}"}
         timeout = httpx.Timeout(self.config.llm.request_timeout_secs * 3, connect=2.0)
         async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
-            response = await client.post(
-                f"{endpoint.base_url}/chat/completions", json=body, headers=headers
-            )
-            response.raise_for_status()
+            try:
+                response = await client.post(
+                    f"{endpoint.base_url}/chat/completions", json=body, headers=headers
+                )
+                response.raise_for_status()
+            except httpx.HTTPError as error:
+                # A server that crashes on its first real request (a CPU feature the build
+                # assumed) otherwise shows up as a bare "Server disconnected".
+                raise await self.llm_server.failure(
+                    f"the LLM's warm-up request failed ({error!r})"
+                ) from error
 
     async def close(self) -> None:
         """Stop the LLM server, then close the history. Idempotent."""

@@ -125,6 +125,13 @@ def vllm_command(config: LLMConfig, port: int) -> list[str]:
     ]
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
 class LLMServer:
     """Owns the LLM server process (or just the address of an external one)."""
 
@@ -241,6 +248,22 @@ class LLMServer:
         raise LLMServerError(
             f"the LLM server at {self._endpoint.base_url} was not ready after {limit_secs:.0f} s "
             f"({last_error})\n{self.log_tail()}"
+        )
+
+    async def failure(self, what: str, grace_secs: float = 1.0) -> LLMServerError:
+        """An error for a request that failed: with the managed server's exit status and log
+        when it died under it (waiting up to ``grace_secs`` for the exit to be collected)."""
+        process = self._process
+        if self._config.server == "external" or process is None:
+            return LLMServerError(what)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(process.wait()), grace_secs)
+        code = process.returncode
+        if code is None:
+            return LLMServerError(what)
+        status = f"exit status {code}" if code >= 0 else f"signal {_signal_name(-code)}"
+        return LLMServerError(
+            f"{what}: the {self._config.server} LLM server died ({status})\n{self.log_tail()}"
         )
 
     def log_tail(self, lines: int = 20) -> str:

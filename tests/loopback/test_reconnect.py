@@ -49,8 +49,9 @@ async def _settled_task_count() -> int:
 async def test_twenty_reconnects_keep_one_pipeline_and_free_the_old_peers(
     network_audit: list[str],
 ) -> None:
-    # One session at most: a reconnect that counted as a second session would be refused.
-    runtime = unloaded_runtime(ServerConfig(max_sessions=1))
+    # One session at most: a reconnect that counted as a second session would be refused. The
+    # offer rate limit (its own tests cover it) would refuse a fast machine's 21st offer.
+    runtime = unloaded_runtime(ServerConfig(max_sessions=1, offer_burst=CYCLES + 1))
     handler = PeerRequestHandler(ice_servers=[])
     sessions = SessionManager(runtime, handler, start_session=echo_session)
     app = create_app(runtime, sessions=sessions)

@@ -1,0 +1,66 @@
+"""A managed LLM server that dies on its first real request is named as dead, with its exit
+signal and log, not reported as a bare "Server disconnected" (a llama.cpp build using a CPU
+feature the machine does not enable crashes exactly there)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+from pipeline.config import LLMConfig
+from services.llm_server import LLMEndpoint, LLMServer, free_loopback_port
+
+# Answers GET /v1/models like a server that loaded its model; crashes on the first POST.
+_CRASHING_SERVER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def do_POST(self):
+            print("about to use a CPU feature this machine lacks", flush=True)
+            os.kill(os.getpid(), signal.SIGSEGV)
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    """
+)
+
+
+@pytest.mark.asyncio
+async def test_a_server_crashing_on_a_request_is_reported_with_its_signal_and_log() -> None:
+    port = free_loopback_port()
+    server = LLMServer(LLMConfig(server="llamacpp", start_timeout_secs=20))
+    # The real start() would build a llama.cpp command line; this runs the crashing stand-in.
+    server._command = [sys.executable, "-c", _CRASHING_SERVER, str(port)]
+    server._endpoint = LLMEndpoint(f"http://127.0.0.1:{port}/v1", "local", "local")
+    try:
+        await server._spawn()
+        await server._wait_ready(20)
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+            with pytest.raises(httpx.HTTPError) as failed:
+                await client.post(f"{server.endpoint.base_url}/chat/completions", json={})
+        error = await server.failure(f"the request failed ({failed.value!r})", grace_secs=5)
+        message = str(error)
+        assert "died (signal SIGSEGV)" in message
+        assert "about to use a CPU feature" in message
+    finally:
+        await server.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failure_of_a_live_server_says_only_what_failed() -> None:
+    server = LLMServer(LLMConfig(server="external", base_url="http://127.0.0.1:9/v1"))
+    error = await server.failure("the request timed out")
+    assert str(error) == "the request timed out"
