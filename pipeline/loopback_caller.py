@@ -37,6 +37,8 @@ from pipeline.audio_clip import FloatArray, to_mono_float32
 from pipeline.audio_recorder import DEFAULT_VOICE_THRESHOLD_DBFS, AudioRecorder
 from pipeline.jitter import LISTENER_AUDIO_PREFETCH_PACKETS, shorten_audio_jitter_buffers
 from pipeline.microphone_track import MIC_SAMPLE_RATE, MicrophoneTrack, to_mic_samples
+from pipeline.opus_sender import LowDelayOpusEncoder, send_low_delay_opus
+from pipeline.packet_time import MIC_PACKET_MS, packet_time
 from pipeline.webrtc_signalling import (
     ServerMessage,
     client_ready_message,
@@ -74,6 +76,9 @@ class CallerConfig:
     bot-ready, whichever comes first (audio sent earlier is dropped by the server)."""
     close_timeout_s: float = 5.0
     """Bound on closing the peer connection."""
+    honour_packet_time: bool = True
+    """Send 10 ms microphone packets when the answer asks for them (``a=ptime:10``), as
+    Chrome does (pipeline.packet_time); False keeps 20 ms packets whatever it says."""
     jitter_prefetch_packets: int = LISTENER_AUDIO_PREFETCH_PACKETS
     """Audio packets buffered before a received frame is released. One (20 ms) is the least
     aiortc can do and about what a browser's adaptive buffer settles to on a quiet LAN;
@@ -296,6 +301,12 @@ class LoopbackCaller:
             await asyncio.sleep(_POLL_S)
 
     @property
+    def microphone_packet_ms(self) -> int:
+        """The length of the microphone's frames, and so of its packets: 20 ms, or 10 ms when
+        the answer asked for them."""
+        return self._require_mic().frame_ms
+
+    @property
     def messages(self) -> list[ServerMessage]:
         """JSON messages received on the data channel so far, oldest first."""
         return list(self._messages)
@@ -366,6 +377,12 @@ class LoopbackCaller:
             offer_sdp, candidates = local_sdp, []
         answer_sdp = await self._post_offer(offer_sdp)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        # Before media flows (ICE and DTLS have yet to run), like the encoder a browser picks
+        # from the answer: libwebrtc takes the shortest Opus frame at or above its ptime.
+        asked = packet_time(answer_sdp)
+        if config.honour_packet_time and asked is not None and asked <= MIC_PACKET_MS:
+            self._mic.set_frame_ms(MIC_PACKET_MS)
+            send_low_delay_opus(pc, lambda: LowDelayOpusEncoder(MIC_PACKET_MS, "voip"))
 
         remote_audio = pc.getTransceivers()[0].receiver.track
         if remote_audio is None:

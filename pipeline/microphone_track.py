@@ -1,8 +1,9 @@
 """A fake microphone: an aiortc audio track that plays queued clips in real time, else silence.
 
 Like a browser's microphone it never stops: between clips it sends digital silence, and it
-paces 20 ms frames on the wall clock, releasing each frame when its capture window would have
-ended on a real device.
+paces 20 ms frames on the wall clock (10 ms once the answer asks for them, as a browser does,
+see pipeline.packet_time), releasing each frame when its capture window would have ended on a
+real device.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class _Clip:
 
 
 class MicrophoneTrack(MediaStreamTrack):
-    """Audio track producing 20 ms, 48 kHz mono s16 frames from queued clips, else silence."""
+    """Audio track producing 20 ms (or 10 ms), 48 kHz mono s16 frames from queued clips, else
+    silence."""
 
     kind = "audio"
 
@@ -61,6 +63,20 @@ class MicrophoneTrack(MediaStreamTrack):
         self._clips: deque[_Clip] = deque()
         self._start: float | None = None
         self._frames_sent = 0
+        self._frame_samples = FRAME_SAMPLES
+
+    @property
+    def frame_ms(self) -> int:
+        """The length of each frame (and so of each packet the sender makes of it)."""
+        return self._frame_samples * 1000 // MIC_SAMPLE_RATE
+
+    def set_frame_ms(self, ms: int) -> None:
+        """Frame length from now on (10, 20, ...); only before the first frame is sent."""
+        if ms <= 0 or MIC_SAMPLE_RATE * ms % 1000:
+            raise ValueError(f"no whole number of samples in {ms} ms")
+        if self._start is not None:
+            raise RuntimeError("the frame length cannot change once frames flow")
+        self._frame_samples = MIC_SAMPLE_RATE * ms // 1000
 
     @property
     def queued_seconds(self) -> float:
@@ -73,8 +89,8 @@ class MicrophoneTrack(MediaStreamTrack):
 
         Returns:
             A future resolving to the `time.monotonic()` at which the clip's last sample was
-            captured on this microphone's real-time timeline; its frame left at most 20 ms
-            later. It fails with `MediaStreamError` if the track stops first.
+            captured on this microphone's real-time timeline; its frame left at most one frame
+            (20 or 10 ms) later. It fails with `MediaStreamError` if the track stops first.
         """
         if samples.dtype != np.int16 or samples.ndim != 1:
             raise ValueError("enqueue() takes 1-D int16 samples at 48 kHz")
@@ -98,46 +114,49 @@ class MicrophoneTrack(MediaStreamTrack):
         super().stop()
 
     async def recv(self) -> av.AudioFrame:
-        """Return the next 20 ms frame once its capture window has ended on the wall clock."""
+        """Return the next frame once its capture window has ended on the wall clock."""
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()
         if self._start is None:
             self._start = now
-        due = self._start + (self._frames_sent + 1) * FRAME_MS / 1000.0
+        frame_secs = self._frame_samples / MIC_SAMPLE_RATE
+        due = self._start + (self._frames_sent + 1) * frame_secs
         if due > now:
             await asyncio.sleep(due - now)
         elif now - due > MAX_CATCH_UP_S:
             logger.debug("microphone %.0f ms late; resetting its clock", (now - due) * 1000)
-            self._start = now - (self._frames_sent + 1) * FRAME_MS / 1000.0
+            self._start = now - (self._frames_sent + 1) * frame_secs
         if self.readyState != "live":
             raise MediaStreamError
 
         samples, finished = self._take_frame()
         frame = av.AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
         frame.sample_rate = MIC_SAMPLE_RATE
-        frame.pts = self._frames_sent * FRAME_SAMPLES
+        frame.pts = self._frames_sent * self._frame_samples
         frame.time_base = fractions.Fraction(1, MIC_SAMPLE_RATE)
         self._frames_sent += 1
 
         sent_at = time.monotonic()
         for done, last_index in finished:
             if not done.done():
-                # The sample at `last_index` ended (FRAME_SAMPLES - 1 - last_index) samples
+                # The sample at `last_index` ended (frame samples - 1 - last_index) samples
                 # before the end of the frame's capture window, which is now.
-                done.set_result(sent_at - (FRAME_SAMPLES - 1 - last_index) / MIC_SAMPLE_RATE)
+                left = self._frame_samples - 1 - last_index
+                done.set_result(sent_at - left / MIC_SAMPLE_RATE)
         return frame
 
     def _take_frame(
         self,
     ) -> tuple[npt.NDArray[np.int16], list[tuple[asyncio.Future[float], int]]]:
         """Fill one frame from the queue (zero-padded); report clips whose end it carries."""
-        frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        size = self._frame_samples
+        frame = np.zeros(size, dtype=np.int16)
         finished: list[tuple[asyncio.Future[float], int]] = []
         filled = 0
-        while filled < FRAME_SAMPLES and self._clips:
+        while filled < size and self._clips:
             clip = self._clips[0]
-            count = min(FRAME_SAMPLES - filled, len(clip.samples) - clip.offset)
+            count = min(size - filled, len(clip.samples) - clip.offset)
             frame[filled : filled + count] = clip.samples[clip.offset : clip.offset + count]
             clip.offset += count
             filled += count

@@ -9,10 +9,13 @@ loss, and every Opus decoder takes 10 ms frames (browsers offer ``minptime=10``)
 PyAV's libopus: the decoded onset comes 6.56 ms after the input's with ``voip``, 2.56 ms with
 ``lowdelay``, for 20 and 10 ms frames alike.
 
-Only the bot's sender changes: what the browser sends is the browser's business.
+What the browser sends is the browser's business, but the answer asks it for 10 ms packets too
+(pipeline.packet_time); the loopback caller then sends 10 ms ``voip`` packets, as Chrome does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from aiortc import RTCPeerConnection
 from aiortc.codecs.opus import SAMPLE_RATE, OpusEncoder
@@ -23,22 +26,26 @@ APPLICATION = "lowdelay"
 
 
 class LowDelayOpusEncoder(OpusEncoder):
-    """aiortc's Opus encoder with 10 ms packets and the low-delay application."""
+    """aiortc's Opus encoder with short packets (10 ms) and, by default, the low-delay
+    application (``voip`` is what browsers use for a microphone)."""
 
-    def __init__(self) -> None:
+    def __init__(self, packet_ms: int = PACKET_MS, application: str = APPLICATION) -> None:
         super().__init__()
         # The codec opens on the first frame, so its options can still change here.
-        self.codec.options = {"application": APPLICATION, "frame_duration": str(PACKET_MS)}
+        self.codec.options = {"application": application, "frame_duration": str(packet_ms)}
         self.resampler = AudioResampler(
             format="s16",
             layout="stereo",
             rate=SAMPLE_RATE,
-            frame_size=SAMPLE_RATE * PACKET_MS // 1000,
+            frame_size=SAMPLE_RATE * packet_ms // 1000,
         )
 
 
-def send_low_delay_opus(pc: RTCPeerConnection) -> int:
-    """Give the audio senders of ``pc`` that negotiated Opus a :class:`LowDelayOpusEncoder`.
+def send_low_delay_opus(
+    pc: RTCPeerConnection, encoder: Callable[[], OpusEncoder] = LowDelayOpusEncoder
+) -> int:
+    """Give the audio senders of ``pc`` that negotiated Opus an ``encoder()`` (by default a
+    :class:`LowDelayOpusEncoder`).
 
     aiortc has no public knob for this; its sender builds its encoder on the first frame when
     it has none, so one set before media flows (right after the answer) is the one it uses.
@@ -55,6 +62,6 @@ def send_low_delay_opus(pc: RTCPeerConnection) -> int:
         sender = transceiver.sender
         if getattr(sender, "_RTCRtpSender__encoder", None) is not None:
             continue
-        sender._RTCRtpSender__encoder = LowDelayOpusEncoder()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__encoder = encoder()  # type: ignore[attr-defined]
         changed += 1
     return changed

@@ -33,6 +33,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
 
 from pipeline.audio_out_track import audio_sender_track, release_pending_audio
 from pipeline.memory import collect_session_garbage, release_free_memory
+from pipeline.packet_time import with_packet_time
 from pipeline.party import Party, PartyError
 from pipeline.runtime import AgentRuntime
 from pipeline.sdp_check import SDPError, check_offer
@@ -419,7 +420,11 @@ class SessionManager:
             ) from error
         if answer is None:
             raise OfferError(500, "no SDP answer was produced", reason="session_error")
-        return dict(answer)
+        answer = dict(answer)
+        if self._runtime.config.variant == "tuned":
+            # The caller's microphone in 10 ms packets (pipecat's stock answer leaves 20 ms).
+            answer["sdp"] = with_packet_time(answer["sdp"])
+        return answer
 
     async def patch(self, body: Any) -> None:
         """Add trickled ICE candidates to an existing peer."""

@@ -9,12 +9,21 @@ from typing import Any
 
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-from pipeline.config import AgentConfig, LLMConfig, ServerConfig, STTConfig, TTSConfig
+from pipeline.config import (
+    AgentConfig,
+    LLMConfig,
+    PipelineVariant,
+    ServerConfig,
+    STTConfig,
+    TTSConfig,
+)
 from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
 
 
-def unloaded_runtime(server: ServerConfig | None = None) -> AgentRuntime:
+def unloaded_runtime(
+    server: ServerConfig | None = None, variant: PipelineVariant = "tuned"
+) -> AgentRuntime:
     """A runtime that says it is ready but never loads a model (``start`` is never called)."""
     nowhere = Path("/nonexistent")
     config = AgentConfig(
@@ -24,6 +33,7 @@ def unloaded_runtime(server: ServerConfig | None = None) -> AgentRuntime:
         llm=LLMConfig(server="external", base_url="http://127.0.0.1:9/v1"),
         server=server or ServerConfig(),
         warmup=False,
+        variant=variant,
     )
     runtime = AgentRuntime(config)
     runtime.ready = True

@@ -130,3 +130,30 @@ async def test_microphone_paces_frames_and_reports_the_clip_end() -> None:
         mic.stop()
 
     await asyncio.wait_for(scenario(), 5)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(10)
+async def test_a_microphone_set_to_10_ms_sends_10_ms_frames_and_then_cannot_change() -> None:
+    async def scenario() -> None:
+        mic = MicrophoneTrack()
+        mic.set_frame_ms(10)
+        assert mic.frame_ms == 10
+        done = mic.enqueue(np.full(720, 1000, dtype=np.int16))  # 15 ms
+        started = time.monotonic()
+        frames = [await mic.recv() for _ in range(4)]
+        assert time.monotonic() - started >= 0.035  # four 10 ms frames, paced
+        assert [f.pts for f in frames] == [0, 480, 960, 1440]
+        assert all(f.samples == 480 for f in frames)
+        second = frames[1].to_ndarray()[0]
+        assert (second[:240] == 1000).all() and not second[240:].any()
+        clip_end = await asyncio.wait_for(done, 1)
+        # The clip's last sample is 5 ms before the end of the second 10 ms frame.
+        assert started + 0.015 <= clip_end + 0.005 <= started + 0.03
+        with pytest.raises(RuntimeError):
+            mic.set_frame_ms(20)
+        with pytest.raises(ValueError):
+            MicrophoneTrack().set_frame_ms(0)
+        mic.stop()
+
+    await asyncio.wait_for(scenario(), 5)
