@@ -9,17 +9,28 @@ loss, and every Opus decoder takes 10 ms frames (browsers offer ``minptime=10``)
 PyAV's libopus: the decoded onset comes 6.56 ms after the input's with ``voip``, 2.56 ms with
 ``lowdelay``, for 20 and 10 ms frames alike.
 
+Its resampler would also hold the bot's audio back by a whole packet. The bot speaks at 24 kHz;
+libswresample keeps the last few input samples (its filter's reach, 16 at 24 kHz) until the next
+frame comes, so each 10 ms frame yields 10 ms minus 32 samples at 48 kHz, and the packetizer
+after it, waiting for a full 480, sends every frame one tick late. The encoder below starts the
+stream with exactly that many samples of silence (measured once from the resampler itself): the
+packets then line up with the frames, and the audio is late by those 0.7 ms, not 10.
+
 What the browser sends is the browser's business, but the answer asks it for 10 ms packets too
 (pipeline.packet_time); the loopback caller then sends 10 ms ``voip`` packets, as Chrome does.
 """
 
 from __future__ import annotations
 
+import fractions
+import math
 from collections.abc import Callable
 
+import numpy as np
 from aiortc import RTCPeerConnection
 from aiortc.codecs.opus import SAMPLE_RATE, OpusEncoder
-from av import AudioResampler
+from av import AudioFrame, AudioResampler
+from av.frame import Frame
 
 PACKET_MS = 10
 APPLICATION = "lowdelay"
@@ -39,6 +50,39 @@ class LowDelayOpusEncoder(OpusEncoder):
             rate=SAMPLE_RATE,
             frame_size=SAMPLE_RATE * packet_ms // 1000,
         )
+        self._primed = False
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        """aiortc's encode, after lining the first frame up with the packets (module doc)."""
+        if not self._primed and isinstance(frame, AudioFrame):
+            self._primed = True
+            lead = resampler_held_samples(frame)
+            if lead:
+                silence = AudioFrame.from_ndarray(
+                    np.zeros((1, lead * len(frame.layout.channels)), dtype=np.int16),
+                    format="s16",
+                    layout=frame.layout.name,
+                )
+                silence.sample_rate = frame.sample_rate
+                silence.time_base = fractions.Fraction(1, frame.sample_rate)
+                silence.pts = None if frame.pts is None else frame.pts - lead
+                self.resampler.resample(silence)  # fills the packetizer, emits nothing
+        return super().encode(frame, force_keyframe)
+
+
+def resampler_held_samples(frame: AudioFrame) -> int:
+    """Input samples of silence that make up for what resampling ``frame``'s stream to 48 kHz
+    stereo holds back (0 when nothing is resampled): measured on a scratch resampler."""
+    probe = AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
+    rate, channels = frame.sample_rate, len(frame.layout.channels)
+    size = rate // 100  # 10 ms
+    zeros = AudioFrame.from_ndarray(
+        np.zeros((1, size * channels), dtype=np.int16), format="s16", layout=frame.layout.name
+    )
+    zeros.sample_rate = rate
+    out = sum(f.samples for f in probe.resample(zeros))
+    missing = size * SAMPLE_RATE // rate - out
+    return max(0, math.ceil(missing * rate / SAMPLE_RATE))
 
 
 def send_low_delay_opus(
