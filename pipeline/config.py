@@ -174,10 +174,9 @@ class LLMConfig:
     prefill: bool = True
     start_timeout_secs: float = 180.0
     threads: int = 0
-    # Niceness of a managed llama.cpp server. The CLI gives it the agent's ``compute_nice``, so
-    # that it and the in-process models share the cores as equals below the audio path. (Lower
-    # than Whisper and Kokoro alone, it lost to Kokoro synthesizing the rest of an answer and
-    # the next answer's first token came later.)
+    # Niceness of a managed llama.cpp server. The tuned pipeline gives it DEFAULT_LLM_NICE, below
+    # the in-process models (Kokoro's first piece of each answer otherwise shares the cores with
+    # the rest of the answer's generation); pipecat's stock configuration leaves it at 0.
     cpu_nice: int = 0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     extra_server_args: tuple[str, ...] = ()
@@ -282,6 +281,12 @@ class ContextWindowConfig:
 # Weight 110 against the event loop's 1024 (nice 0): the loop, a few percent of one core, gets
 # the core within a scheduler tick when a packet arrives; the models lose almost nothing.
 DEFAULT_COMPUTE_NICE = 10
+# The managed llama.cpp server's niceness in the tuned pipeline: below Kokoro. Kokoro's first
+# piece of an answer is synthesized while the LLM generates the rest; sharing the cores as
+# equals, its two onnxruntime threads wait on the one that shares a core with llama.cpp, and a
+# four-word piece took 1068 ms instead of 699 (median of 12, 2 cores). At weight 15 against 110
+# llama.cpp gets what Kokoro leaves, and Kokoro is idle most of the time once speech plays.
+DEFAULT_LLM_NICE = 19
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from models.store import ModelStore
 from pipeline.certs import CertReport, default_state_dir, ensure_certificates
 from pipeline.config import (
     DEFAULT_COMPUTE_NICE,
+    DEFAULT_LLM_NICE,
     AgentConfig,
     ContextWindowConfig,
     LLMConfig,
@@ -192,7 +193,7 @@ def build_agent_config(
             request_timeout_secs=args.llm_timeout,
             context_tokens=vllm.max_model_len if vllm else LLMConfig.context_tokens,
             extra_server_args=vllm.extra_args() if (vllm and server == "vllm") else (),
-            cpu_nice=compute_nice,
+            cpu_nice=0 if args.pipeline == "stock" else DEFAULT_LLM_NICE,
         ),
         server=dataclasses.replace(server_config, max_sessions=max_sessions),
         noise_filter=not args.no_noise_filter,

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from models.store import ModelStore, default_models_dir
 from pipeline.cli import build_parser, main
 from pipeline.lan_addresses import LocalNames
 from pipeline.pairing import token_path
 from pipeline.profiles import (
     InsecureBindError,
+    build_agent_config,
     build_server_config,
     check_bind_security,
     public_urls,
@@ -124,3 +126,15 @@ def test_public_urls() -> None:
     )
     assert public_urls("192.168.1.23", 1, "https", NAMES) == ("https://192.168.1.23:1/",)
     assert public_urls("0.0.0.0", 1, "https", LocalNames("box", ())) == ("https://box.local:1/",)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "model_nice", "llm_nice"), [("tuned", 10, 19), ("stock", 0, 0)]
+)
+def test_the_llm_server_runs_below_the_models_only_in_the_tuned_pipeline(
+    pipeline: str, model_nice: int, llm_nice: int
+) -> None:
+    config = build_agent_config(
+        _serve_args("--pipeline", pipeline), ModelStore(default_models_dir())
+    )
+    assert (config.compute_nice, config.llm.cpu_nice) == (model_nice, llm_nice)
