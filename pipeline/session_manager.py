@@ -421,9 +421,10 @@ class SessionManager:
         if answer is None:
             raise OfferError(500, "no SDP answer was produced", reason="session_error")
         answer = dict(answer)
-        if self._runtime.config.variant == "tuned":
-            # The caller's microphone in 10 ms packets (pipecat's stock answer leaves 20 ms).
-            answer["sdp"] = with_packet_time(answer["sdp"])
+        packet_ms = self._runtime.config.server.microphone_packet_ms
+        if packet_ms is not None and self._runtime.config.variant == "tuned":
+            # pipecat's stock answer leaves the caller's microphone at its default, 20 ms.
+            answer["sdp"] = with_packet_time(answer["sdp"], packet_ms)
         return answer
 
     async def patch(self, body: Any) -> None:
