@@ -41,6 +41,7 @@ from pipeline.early_smart_turn import EarlySmartTurn
 from pipeline.empty_answer import EmptyAnswerGuard
 from pipeline.endpointing_vad import EndpointingSileroVAD
 from pipeline.fallback import FailureResponder
+from pipeline.input_audio_sink import InputAudioSink
 from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
 from pipeline.liveness import PeerWatchdog
@@ -190,6 +191,7 @@ def build_worker(
             on_early_transcript=_prefiller(aggregators, llm) if config.llm.prefill else None,
         ),
         aggregators.user(),
+        InputAudioSink(),
         llm,
         ThinkFilter(),
         EmptyAnswerGuard(llm),
