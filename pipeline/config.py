@@ -194,6 +194,8 @@ class TurnConfig:
     # A window this far (dB) below the speaker's recent speech level ends speech at once,
     # instead of when Silero's trailing confidence falls (pipeline.endpointing_vad); 0: off.
     vad_energy_drop_db: float = 30.0
+    # With it, the stop counts the quiet from the energy drop, not from the next 32 ms window.
+    vad_sub_window_stop: bool = True
     # Silence after which Smart Turn's "incomplete" verdict is overruled and the turn ends.
     smart_turn_stop_secs: float = 1.5
     # Smart Turn starts predicting once the voice has stayed 30 dB under the speaker's level

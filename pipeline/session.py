@@ -100,7 +100,11 @@ def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
         stop_secs=turn.vad_stop_secs,
     )
     vad = (
-        EndpointingSileroVAD(params=vad_params, drop_db=turn.vad_energy_drop_db)
+        EndpointingSileroVAD(
+            params=vad_params,
+            drop_db=turn.vad_energy_drop_db,
+            sub_window_stop=turn.vad_sub_window_stop,
+        )
         if turn.vad_energy_drop_db > 0
         else SileroVADAnalyzer(params=vad_params)
     )

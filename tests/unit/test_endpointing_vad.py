@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.endpointing_vad import SpeechLevelGate, window_dbfs
+from pipeline.endpointing_vad import SpeechLevelGate, quiet_tail_samples, window_dbfs
 
 WINDOW_S = 0.032
 
@@ -50,3 +50,12 @@ def test_unvoiced_windows_do_not_raise_the_level() -> None:
     gate.update(-40.0, voiced=True, seconds=WINDOW_S)
     gate.update(-5.0, voiced=False, seconds=WINDOW_S)  # a door slam Silero calls noise
     assert gate.level_dbfs is not None and gate.level_dbfs < -39
+
+
+def test_the_quiet_tail_of_a_window_in_1_ms_blocks() -> None:
+    loud = _pcm(0.5, 320)  # 20 ms of voice
+    hush = np.zeros(192, dtype=np.int16).tobytes()  # then 12 ms of nothing
+    assert quiet_tail_samples(loud + hush, -40.0, 16) == 192
+    assert quiet_tail_samples(loud, -40.0, 16) == 0
+    assert quiet_tail_samples(hush, -40.0, 16) == 192  # no loud block: all of it
+    assert quiet_tail_samples(b"", -40.0, 16) == 0
