@@ -8,6 +8,8 @@
 //
 // Plain ES2020 module, no dependencies, nothing loaded from outside the server.
 
+import { BotLine } from './bot_line.js';
+
 // ---------------------------------------------------------------------------------------------
 // Tunables
 // ---------------------------------------------------------------------------------------------
@@ -42,7 +44,8 @@ const MAX_LATENCY_MS = 30000;  // anything slower is not a reply to that utteran
 
 const jv = {
   state: 'idle',          // idle | connecting | listening | thinking | speaking | error
-  transcript: [],         // [{role: 'user'|'bot', text, final, interrupted, t}]
+  transcript: [],         // [{role: 'user'|'bot', text, final, interrupted, t, shown (bot: every text it showed)}]
+  botTextRegressions: 0,  // times a bot line's text was replaced by a shorter one (should stay 0)
   latencies: [],          // voice-to-voice per turn, ms, as seen by this page
   lastLatencyMs: null,
   botAudioActive: false,  // remote audio currently non-silent (analyser)
@@ -317,6 +320,7 @@ let conv = { user: null, bot: null };
 
 function resetConversation() {
   jv.transcript = [];
+  jv.botTextRegressions = 0;
   jv.latencies = [];
   jv.lastLatencyMs = null;
   jv.serverLatencies = [];
@@ -354,7 +358,9 @@ function renderTurn(entry) {
   const li = turnEls.get(entry);
   if (!li) return;
   const stick = nearBottom();
-  li.querySelector('.text').textContent = entry.text;
+  const shown = li.querySelector('.text');
+  if (entry.role === 'bot' && entry.text.length < shown.textContent.length) jv.botTextRegressions++;
+  shown.textContent = entry.text;
   li.classList.toggle('interim', !entry.final);
   li.classList.toggle('interrupted', entry.interrupted);
   if (stick) scrollToBottom();
@@ -406,17 +412,16 @@ function closeUserTurn() {
 function botTurn() {
   if (!conv.bot) {
     closeUserTurn();
-    conv.bot = { entry: addTurn('bot'), segments: new Map(), output: false, tts: '', llm: '', llmDone: false };
+    const line = new BotLine();
+    conv.bot = { entry: addTurn('bot'), line, llmDone: false };
+    conv.bot.entry.shown = line.shown;
   }
   return conv.bot;
 }
 
-// Prefer what the TTS actually speaks (bot-output segments, then bot-tts-text) over raw LLM tokens,
-// which may contain text that is never spoken. Raw tokens still show first, as a quick preview.
+// The generated text and the spoken text merged into one line that only grows (bot_line.js).
 function renderBotTurn(b) {
-  if (b.output) b.entry.text = [...b.segments.values()].join(' ').replace(/\s+/g, ' ').trim();
-  else if (b.tts) b.entry.text = b.tts.trim();
-  else b.entry.text = b.llm.trim();
+  b.entry.text = b.line.text;
   renderTurn(b.entry);
 }
 
@@ -907,7 +912,7 @@ function handleRtvi(s, msg) {
     case 'bot-llm-text': {
       if (typeof d.text !== 'string') break;
       const b = botTurn();
-      b.llm += d.text;
+      b.line.addGenerated(d.text);
       renderBotTurn(b);
       break;
     }
@@ -917,17 +922,18 @@ function handleRtvi(s, msg) {
     case 'bot-output': {
       if (typeof d.text !== 'string') break;
       const b = botTurn();
-      // One message per segment (sentence), repeated with the same segment_id as it progresses.
-      const id = d.segment_id != null ? d.segment_id : `n${b.segments.size}`;
-      b.segments.set(id, d.text);
-      b.output = true;
+      // One message per segment (sentence), repeated with the same segment_id as it progresses;
+      // while a segment is spoken word by word, its text is the word and the words so far are
+      // in spoken_progress.
+      const progress = d.spoken_status === 'in-progress' && d.spoken_progress;
+      b.line.setSegment(d.segment_id, progress ? String(progress.accumulated_text || '') : d.text);
       renderBotTurn(b);
       break;
     }
     case 'bot-tts-text': {
       if (typeof d.text !== 'string') break;
       const b = botTurn();
-      b.tts = b.tts ? `${b.tts} ${d.text}` : d.text;
+      b.line.addTts(d.text);
       renderBotTurn(b);
       break;
     }
