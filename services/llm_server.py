@@ -185,6 +185,10 @@ class LLMServer:
             self._log_path.unlink(missing_ok=True)
         self._log_path = Path(log.name)
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        # llama-cpp-python's server lets $HOST, $PORT and $CONFIG_FILE override its flags: a
+        # HOST=0.0.0.0 in the user's environment would put the LLM on the LAN.
+        for name in ("HOST", "PORT", "CONFIG_FILE"):
+            env.pop(name, None)
         self._process = await asyncio.create_subprocess_exec(
             *self._command,
             stdout=log,
