@@ -17,7 +17,6 @@ from pipeline.bench.cli import add_bench_parser, run_bench
 from pipeline.history_cli import add_history_arguments, add_history_parser, run_history
 from pipeline.network_audit import allow_lan_peer
 from pipeline.network_audit import install_from_environment as install_network_audit
-from pipeline.offline import enforce_offline_environment
 from pipeline.tools_cli import add_tools_arguments
 
 # `jetvoice serve` runs the event loop in asyncio debug mode with a 50 ms slow-callback log.
@@ -251,8 +250,10 @@ def _certs(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``jetvoice`` console script."""
-    enforce_offline_environment()
+    """Entry point of the ``jetvoice`` console script.
+
+    The telemetry and hub switches are already off: importing ``pipeline`` forced them.
+    """
     install_network_audit()
     args = build_parser().parse_args(argv)
     if args.command == "serve":

@@ -13,14 +13,17 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, TextIO
+
+from pipeline import telemetry
 
 Status = Literal["ok", "warn", "fail", "n/a"]
 MIN_PYTHON = (3, 11)
@@ -46,7 +49,7 @@ class Machine:
     arch: str
     tegra_release: str | None
     meminfo: Mapping[str, int]  # kB, as /proc/meminfo
-    env: Mapping[str, str]
+    env: Mapping[str, str]  # as this process was started (before the telemetry switches)
     run: Callable[[Sequence[str]], str | None]  # stdout of a command, None if it cannot run
 
     @classmethod
@@ -61,7 +64,10 @@ class Machine:
             arch=platform.machine(),
             tegra_release=tegra,
             meminfo=read_meminfo(Path("/proc/meminfo")),
-            env=dict(os.environ),
+            env={
+                **{k: v for k, v in os.environ.items() if k not in telemetry.SWITCH_NAMES},
+                **telemetry.INHERITED,
+            },
             run=_run,
         )
 
@@ -205,6 +211,81 @@ def check_ctranslate2(cuda: bool) -> Finding:
             "jetson/setup.sh --build-ctranslate2)",
         )
     return Finding("ctranslate2", "ok", f"{version}, {count} CUDA device(s)")
+
+
+def _assignments(items: Iterable[str]) -> dict[str, str]:
+    """``NAME=value`` strings as a mapping."""
+    env = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        env[name] = value
+    return env
+
+
+def _switches(found: Sequence[tuple[telemetry.Switch, str]]) -> str:
+    return ", ".join(f"{switch.name}={value} ({switch.library})" for switch, value in found)
+
+
+def check_telemetry(machine: Machine, effective: Mapping[str, str] | None = None) -> list[Finding]:
+    """Every dependency's telemetry switch is off: in this process (jetvoice forces them), in
+    the environment the user gave it, in the jetvoice unit and in vLLM's container (which does
+    not run jetvoice's code, so there an unset switch is on)."""
+    names = ", ".join(s.name for s in telemetry.SWITCHES)
+    forced = telemetry.turned_on(os.environ if effective is None else effective, unset_is_on=True)
+    if forced:
+        return [
+            Finding(
+                "telemetry",
+                "fail",
+                f"on in this process: {_switches(forced)}",
+                "import pipeline.telemetry before anything else (the package __init__ does)",
+            )
+        ]
+    findings = []
+    tried = telemetry.turned_on(machine.env)
+    if tried:
+        findings.append(
+            Finding(
+                "telemetry",
+                "warn",
+                f"your environment turns on {_switches(tried)}; jetvoice forces every switch off",
+                "remove it from the shell profile, unit or .env file that sets it",
+            )
+        )
+    else:
+        findings.append(Finding("telemetry", "ok", f"off, forced by jetvoice: {names}"))
+    unit = machine.run(["systemctl", "show", "jetvoice.service", "--property=Environment"])
+    if unit and unit.strip() != "Environment=":
+        assignments = shlex.split(unit.strip().removeprefix("Environment="))
+        tried = telemetry.turned_on(_assignments(assignments))
+        findings.append(
+            Finding(
+                "telemetry (jetvoice.service)",
+                "warn" if tried else "ok",
+                f"the unit turns on {_switches(tried)}; jetvoice forces every switch off"
+                if tried
+                else "the unit turns no switch on",
+                "remove it from the unit (`systemctl cat jetvoice`) and its drop-ins",
+            )
+        )
+    container = machine.run(
+        ["docker", "inspect", "--format", "{{json .Config.Env}}", "jetvoice-vllm"]
+    )
+    if container:
+        try:
+            env = _assignments(str(a) for a in json.loads(container))
+        except (ValueError, TypeError):
+            env = {}
+        left_on = telemetry.turned_on(env, unset_is_on=True)
+        findings.append(
+            Finding(
+                "telemetry (vLLM container)",
+                "fail" if left_on else "ok",
+                f"on in the container: {_switches(left_on)}" if left_on else f"off: {names}",
+                "recreate it from jetson/compose.yaml: sudo systemctl restart jetvoice-vllm",
+            )
+        )
+    return findings
 
 
 def check_memory(machine: Machine, profile: object) -> Finding:
@@ -458,6 +539,7 @@ def run_checks(
     findings = [
         check_python(machine),
         check_platform(machine, profile.name, profile.board),
+        *check_telemetry(machine),
         check_onnxruntime(cuda),
         check_ctranslate2(cuda),
         check_memory(machine, profile),
