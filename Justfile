@@ -40,7 +40,7 @@ certs *ARGS: setup
     uv run --no-sync jetvoice certs {{ARGS}}
 
 # The whole default test suite (unit, loopback, end-to-end, browser), under 15 minutes on 2 cores
-test: setup lint check-jetson browser-deps
+test: setup lint check-jetson browser-deps strace-deps
     uv run --no-sync pytest --ignore=tests/jetson
 
 # Soak (opt-in, ~30 min on 2 cores): 200 real calls against one agent; fails on an RSS slope
@@ -68,6 +68,21 @@ browser-deps:
     "${sudo[@]}" apt-get update -qq || skip "apt-get update failed"
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
         || skip "apt-get install chromium failed"
+
+# The system-call audit (tests/e2e/test_syscall_audit.py) runs the agent under it. Where it cannot
+# be installed (no root or sudo, no apt) this says so and that test skips with the reason.
+# Install Debian's strace for the system-call audit, if missing
+strace-deps:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    if [ -x /usr/bin/strace ] || command -v strace >/dev/null; then exit 0; fi
+    skip() { echo "strace-deps: $1; tests/e2e/test_syscall_audit.py will be skipped (install Debian's strace to run it)" >&2; exit 0; }
+    command -v apt-get >/dev/null || skip "no apt-get on this machine"
+    if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else skip "strace is missing and installing it needs root or sudo"; fi
+    echo "strace-deps: installing Debian's strace (apt-get)" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace >/dev/null \
+        || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace >/dev/null; } \
+        || skip "apt-get install strace failed"
 
 # Verify the model files of a profile by sha256
 verify profile="cpu":

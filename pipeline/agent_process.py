@@ -42,9 +42,13 @@ class AgentProcess:
         tls: bool = False,
         state_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
+        unset_env: Sequence[str] = (),
+        wrapper: Sequence[str] = (),
     ) -> None:
         """``tls`` adds ``--tls`` and checks the served certificate against the agent's CA;
-        ``env`` adds variables to the agent's environment (e.g. the network audit's)."""
+        ``env`` adds variables to the agent's environment (e.g. the network audit's) and
+        ``unset_env`` removes some. ``wrapper`` is a command the agent runs under (``strace -f
+        ...``): the agent is then the wrapper's child, and signals go to it, not the wrapper."""
         self.port = port or free_loopback_port()
         self.tls = tls
         self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -52,6 +56,8 @@ class AgentProcess:
         self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="jetvoice-state-"))
         self._args = [*extra_args, *(["--tls"] if tls else [])]
         self._env = dict(env or {})
+        self._unset_env = frozenset(unset_env)
+        self._wrapper = list(wrapper)
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file = Path(tempfile.mkstemp(prefix="jetvoice-serve-", suffix=".log")[1])
         self.ready_secs: float | None = None
@@ -59,8 +65,10 @@ class AgentProcess:
 
     @property
     def pid(self) -> int | None:
-        """The agent's process id while it runs."""
-        return self._process.pid if self._process is not None else None
+        """The agent's process id while it runs (under a wrapper: the wrapper's child)."""
+        if self._process is None:
+            return None
+        return _child_of(self._process.pid) if self._wrapper else self._process.pid
 
     @property
     def log_path(self) -> Path:
@@ -89,6 +97,7 @@ class AgentProcess:
     def start(self, ready_timeout: float = 300.0) -> float:
         """Launch and block until ready; returns seconds from launch to ready (cold start)."""
         command = [
+            *self._wrapper,
             sys.executable,
             "-m",
             "pipeline.cli",
@@ -101,6 +110,8 @@ class AgentProcess:
         ]
         started = time.monotonic()
         env = {**os.environ, **self._env, "JETVOICE_STATE_DIR": str(self.state_dir)}
+        for name in self._unset_env:
+            env.pop(name, None)
         with self._log_file.open("wb") as log:
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
@@ -146,7 +157,11 @@ class AgentProcess:
         if process is None:
             return self.exit_code
         if process.poll() is None:
-            process.send_signal(sig)
+            agent = _child_of(process.pid) if self._wrapper else process.pid
+            if agent is None:  # the wrapper has no child (left): nothing else to stop
+                process.send_signal(sig)
+            else:
+                os.kill(agent, sig)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -172,3 +187,19 @@ class AgentProcess:
         self.stop()
         if os.environ.get("JETVOICE_KEEP_LOGS") != "1":
             self._log_file.unlink(missing_ok=True)
+
+
+def _child_of(pid: int) -> int | None:
+    """The oldest child process of ``pid`` (the command a wrapper started), or None."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command's name: state, parent pid, ..., start time (field 22, index 19).
+        if int(fields[1]) == pid:
+            children.append((int(fields[19]), int(entry.name)))
+    return min(children)[1] if children else None

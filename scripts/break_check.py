@@ -49,6 +49,7 @@ SHORT_SOAK = {"JETVOICE_SOAK_CYCLES": "30", "JETVOICE_SOAK_WARM_UP": "10"}
 
 E2E_VOICE = "tests/e2e/test_voice_loop.py::test_spoken_question_gets_a_spoken_answer"
 LIFECYCLE = "tests/e2e/test_lifecycle.py::"
+SYSCALL_AUDIT = "tests/e2e/test_syscall_audit.py"
 ACCESS = "tests/unit/test_access_control.py::"
 
 
@@ -164,6 +165,14 @@ BREAKS: tuple[Break, ...] = (
         "PeerRequestHandler(ice_servers=[])",
         'PeerRequestHandler(ice_servers=["stun:stun.l.google.com:19302"])',
         (E2E_VOICE,),
+    ),
+    Break(
+        6,
+        "onnxruntime's telemetry back on (it looks up a Microsoft collector from native code)",
+        "pipeline/telemetry.py",
+        'Switch("ORT_DISABLE_TELEMETRY", "1",',
+        'Switch("ORT_DISABLE_TELEMETRY", "0",',
+        (SYSCALL_AUDIT,),
     ),
     Break(
         7,
