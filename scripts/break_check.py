@@ -3,9 +3,9 @@
 For every row of RELIABILITY.md there is at least one small deliberate break of the product code
 (one exact text substitution in one file: the SDP validation skipped, the body cap raised, the
 rate limiter off...) and the tests that guard the row. Each break is applied to a copy of the
-working tree in a temporary directory (the virtual environment, the model weights and the speech
-fixtures beside the repository, ../shared, are linked, not copied), the row's tests run there
-with pytest, and they must FAIL; the copy is removed at the end, also on Ctrl-C, and the real
+working tree in a temporary directory (the virtual environment and the model weights are linked,
+the speech fixtures in tests/fixtures are copied with the tree), the row's tests run there with
+pytest, and they must FAIL; the copy is removed at the end, also on Ctrl-C, and the real
 working tree is never written. A break whose text is no longer in its file is reported, not
 skipped silently. With ``--baseline`` each break's tests first run unbroken in the same copy
 and must pass there, so a failure is the break's doing and not the copy's.
@@ -39,8 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACT = REPO / "artifacts" / "break_check.json"
 # Linked into the copy, not copied: large, and never broken.
 LINKED = (".venv", "models/weights")
-# Beside the repository, linked beside the copy: the tests' speech fixtures (shared/fixtures).
-SIBLINGS = ("shared",)
 NOT_COPIED = {".git", "artifacts", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 # The soak row runs a short soak: enough sessions to see a leak of megabytes per session.
 # Lines of each run's pytest output kept in the results file.
@@ -50,6 +48,7 @@ SHORT_SOAK = {"JETVOICE_SOAK_CYCLES": "30", "JETVOICE_SOAK_WARM_UP": "10"}
 E2E_VOICE = "tests/e2e/test_voice_loop.py::test_spoken_question_gets_a_spoken_answer"
 LIFECYCLE = "tests/e2e/test_lifecycle.py::"
 SYSCALL_AUDIT = "tests/e2e/test_syscall_audit.py"
+FOREIGN_DATAGRAM = "tests/e2e/test_foreign_datagram.py"
 ACCESS = "tests/unit/test_access_control.py::"
 
 
@@ -152,11 +151,19 @@ BREAKS: tuple[Break, ...] = (
     ),
     Break(
         6,
-        "ICE gathers on every interface (no loopback-only policy)",
+        "ICE gathers on every interface and talks to anyone (no policy on the loopback bind)",
         "pipeline/server.py",
-        "loopback_only_ice() if _is_loopback(runtime.config.server.host) else nullcontext()",
+        "own_machine_ice() if _is_loopback(runtime.config.server.host) else nullcontext()",
         "nullcontext()",
-        (E2E_VOICE,),
+        (E2E_VOICE, FOREIGN_DATAGRAM),
+    ),
+    Break(
+        6,
+        "the loopback bind's ICE answers datagrams from other machines",
+        "pipeline/ice_policy.py",
+        '_restricted_ice("own-machine", _own_host_addresses, is_own_address)',
+        '_restricted_ice("own-machine", _own_host_addresses, lambda _host: True)',
+        (FOREIGN_DATAGRAM, "tests/unit/test_ice_policy.py"),
     ),
     Break(
         6,
@@ -314,9 +321,6 @@ def _tree_copy() -> Iterator[Path]:
     try:
         tree = root / REPO.name
         _copy_tree(tree)
-        for sibling in SIBLINGS:
-            if (REPO.parent / sibling).exists():
-                (root / sibling).symlink_to(REPO.parent / sibling)
         # The copy must import its own (broken) modules, not the working tree's.
         where = subprocess.run(
             [sys.executable, "-c", "import pipeline, services; print(pipeline.__file__)"],

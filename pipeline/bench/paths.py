@@ -6,6 +6,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = Path(__file__).with_name("corpus.json")
-DEFAULT_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "audio"
+# The recorded speech fixtures travel with the repository (licences in their SOURCES.md).
+DEFAULT_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "audio"
 DEFAULT_OUT_DIR = REPO_ROOT / "artifacts" / "bench"
 DEFAULT_CACHE = DEFAULT_OUT_DIR / "corpus"

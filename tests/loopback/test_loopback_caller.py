@@ -11,7 +11,7 @@ from pipeline.audio_clip import FloatArray, first_voiced_sample, load_wav
 from pipeline.loopback_caller import CallerConfig, LoopbackCaller
 from tests.loopback.echo_bot import EchoServer
 
-FIXTURES = Path("/work/shared/fixtures/audio")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 ENVELOPE_BLOCK_S = 0.01
 MAX_ECHO_DELAY_S = 1.5
 

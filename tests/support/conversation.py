@@ -18,7 +18,8 @@ from pipeline.config import STTConfig
 from pipeline.loopback_caller import LoopbackCaller
 from services.stt import WhisperEngine
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "audio"
+# The repository carries its own recordings (licences in SOURCES.md beside them).
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 
 
 def fixture_clip(name: str) -> tuple[npt.NDArray[np.float32], int]:

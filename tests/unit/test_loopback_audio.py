@@ -12,7 +12,7 @@ from pipeline.audio_clip import first_voiced_sample, last_voiced_sample, load_wa
 from pipeline.audio_recorder import AudioRecorder, frame_to_mono_int16
 from pipeline.microphone_track import FRAME_SAMPLES, MIC_SAMPLE_RATE, MicrophoneTrack
 
-FIXTURES = Path("/work/shared/fixtures/audio")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 
 
 def _tone(seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
