@@ -1,12 +1,14 @@
-"""Proof that a process stays on loopback: an audit hook on socket calls.
+"""Proof that a process stays on this machine: an audit hook on Python's socket calls.
 
 With ``JETVOICE_NETWORK_AUDIT=/path/file`` set, ``jetvoice serve`` and the LLM server it starts
-append one line per socket call aimed at a non-loopback address (connect, sendto, bind, and a
-name lookup, getaddrinfo or gethostbyname, of any name but localhost) to that file. Tests set it
-for a whole spoken session and assert the file stays empty. It records rather than raises: a
-raise inside a library's event loop would be swallowed or turn into an unrelated failure. The
-one exception is a LAN peer the user configured (Home Assistant, off by default): see
-:func:`allow_lan_peer`.
+append one line per socket call aimed at an address that is not this machine's (loopback or an
+address on one of its interfaces: connect, sendto, bind, and a name lookup, getaddrinfo or
+gethostbyname, of any name but localhost) to that file. Native libraries that call libc
+directly are not seen here; the system-call audit (``tests/e2e/test_syscall_audit.py``) covers
+them. Tests set it for a whole spoken session and assert the file stays empty. It records
+rather than raises: a raise inside a library's event loop would be swallowed or turn into an
+unrelated failure. The one exception is a LAN peer the user configured (Home Assistant, off by
+default): see :func:`allow_lan_peer`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
+
+from pipeline.own_addresses import is_own_address, parse_ip
 
 ENV_VAR = "JETVOICE_NETWORK_AUDIT"
 # Name lookups leave the house too (a resolver query): aioice resolves a STUN server with
@@ -54,16 +58,17 @@ def _is_lan_peer(host: object) -> bool:
 
 
 def is_local(host: object, *, bind: bool) -> bool:
-    """Whether ``host`` is loopback (or, for bind, the unspecified address)."""
+    """Whether ``host`` is this machine: loopback or one of its own interface addresses (a
+    browser on this machine calls WebRTC from its LAN address to ours), or, for bind, the
+    unspecified address."""
     if isinstance(host, bytes):
         host = host.decode(errors="replace")
     if host is None or host in ("localhost", ""):
         return True
-    try:
-        address = ipaddress.ip_address(str(host).split("%")[0])
-    except ValueError:
+    address = parse_ip(str(host))
+    if address is None:
         return False  # a host name other than localhost would need a resolver
-    return address.is_loopback or (bind and address.is_unspecified)
+    return (bind and address.is_unspecified) or is_own_address(host)
 
 
 def violation(event: str, args: tuple[Any, ...]) -> str | None:

@@ -34,7 +34,7 @@ from loguru import logger
 from pipeline.access import AccessGuard, AccessPolicy, check_status_access, client_is_loopback
 from pipeline.certs import public_ca_pem
 from pipeline.config import ServerConfig
-from pipeline.ice_policy import loopback_only_ice
+from pipeline.ice_policy import own_machine_ice
 from pipeline.memory import freeze_startup_heap
 from pipeline.metrics import PROMETHEUS_CONTENT_TYPE, Gauge, render_gauges
 from pipeline.pairing import pairing_url, qr_svg
@@ -118,10 +118,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # A server bound to loopback serves this machine only, so its WebRTC candidates stay on
-        # 127.0.0.1 too (aioice would otherwise offer the LAN addresses).
+        # A server bound to loopback serves this machine only, so its WebRTC talks only to this
+        # machine's own addresses, where a browser on this machine calls from (ice_policy.py).
         ice_scope: AbstractContextManager[None] = (
-            loopback_only_ice() if _is_loopback(runtime.config.server.host) else nullcontext()
+            own_machine_ice() if _is_loopback(runtime.config.server.host) else nullcontext()
         )
         with ice_scope:
             async with _running(runtime, sessions, on_ready):

@@ -1,9 +1,11 @@
 """Fixtures shared by test layers: the task-leak check every in-process async test gets, the
-opt-in soak layer, and a real agent serving HTTPS with a required pairing token."""
+opt-in soak layer, and two real agents: the loopback default (``agent``, what ``just serve``
+runs) and one serving HTTPS with a required pairing token (``secure_agent``)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -68,13 +70,55 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
 
 
 @pytest.fixture(scope="session")
+def cpu_models() -> ModelStore:
+    """The cpu profile's store; the suite's set-up (`just test`) pulls it first."""
+    store = ModelStore(default_models_dir())
+    try:
+        profile_paths("cpu", store)
+    except ModelUnavailableError as error:
+        pytest.fail(f"cpu models missing (run `just setup`): {error}")
+    return store
+
+
+@pytest.fixture(scope="session")
+def agent(
+    cpu_models: ModelStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgentProcess]:
+    """One agent for the whole session, as `just serve` runs it: model loading is paid once.
+
+    It runs under the network audit (RELIABILITY row 6): the agent and the llama.cpp server it
+    starts record any socket call aimed at an address that is not this machine's (loopback or
+    its own interface addresses, where a browser on this machine calls WebRTC from), and the
+    whole session must record none.
+    """
+    audit_log = tmp_path_factory.mktemp("audit") / "network.log"
+    audit_log.touch()
+    os.environ[NETWORK_AUDIT_ENV] = str(audit_log)
+    try:
+        process = AgentProcess(["--max-sessions", "2"])
+        process.start(ready_timeout=300)
+    finally:
+        # Only the agent (and its children) inherit it; this process is not audited by file.
+        del os.environ[NETWORK_AUDIT_ENV]
+    try:
+        yield process
+    finally:
+        code = process.stop()
+        process.log_path.unlink(missing_ok=True)
+        assert code == 0, f"jetvoice serve exited with {code} on SIGINT"
+        violations = audit_log.read_text()
+        assert violations == "", f"the agent talked to another machine:\n{violations}"
+
+
+@pytest.fixture(scope="session")
 def secure_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
     """`jetvoice serve --tls --require-token` on loopback, real models, its own state dir.
 
-    Loopback only: the test machine's LAN address is never used, and the agent's ICE stays on
-    127.0.0.1. Shared by the browser test and the HTTPS loopback test (model loading is paid
+    Bound to loopback: its WebRTC talks to this machine's own addresses only (ice_policy.py).
+    Shared by the browser test and the HTTPS loopback test (model loading is paid
     once); its certificate and token live in a temporary state directory. It runs under the
-    network audit (RELIABILITY row 6): a real browser calling it must not make it leave loopback.
+    network audit (RELIABILITY row 6): a real browser calling it must not make it talk to
+    another machine.
     """
     try:
         profile_paths("cpu", ModelStore(default_models_dir()))
@@ -100,4 +144,4 @@ def secure_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc
         # the banner points to /pair instead of printing the link).
         assert token not in log, "the pairing token appeared in the agent's log"
         violations = audit_log.read_text()
-        assert violations == "", f"the HTTPS agent left loopback:\n{violations}"
+        assert violations == "", f"the HTTPS agent talked to another machine:\n{violations}"

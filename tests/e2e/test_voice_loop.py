@@ -16,6 +16,7 @@ import pytest
 from pipeline.agent_process import AgentProcess
 from pipeline.ice_policy import loopback_only_ice
 from pipeline.loopback_caller import LoopbackCaller
+from pipeline.own_addresses import is_own_address
 from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -44,7 +45,9 @@ async def test_spoken_question_gets_a_spoken_answer(agent: AgentProcess) -> None
             candidates = _candidates(caller.answer_sdp)
             assert candidates, "the answer carries no ICE candidate"
             assert all(" typ host" in c for c in candidates), candidates
-            assert all(" 127.0.0.1 " in c for c in candidates), candidates
+            # Loopback first, then this machine's own interface addresses: nothing else.
+            assert " 127.0.0.1 " in candidates[0], candidates
+            assert all(is_own_address(c.split()[4]) for c in candidates), candidates
 
             await wait_out_greeting(caller, time.monotonic())
             reply = await ask(caller, question, rate, answer_timeout=ANSWER_BOUND_S)

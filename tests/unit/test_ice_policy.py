@@ -1,4 +1,9 @@
-"""Loopback-only ICE: a browser's LAN and mDNS candidates are never contacted or resolved."""
+"""ICE policies: the loopback bind's talks to this machine only, the callers' to loopback only.
+
+A browser's mDNS names are never resolved; candidates and datagrams of another machine are
+ignored, and nothing is sent to one. This machine's own interface address is what a browser on
+this machine calls from, so the loopback bind accepts it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ import pytest
 from aioice import stun
 from aioice.candidate import Candidate
 
-from pipeline.ice_policy import is_loopback_ip, loopback_only_ice
+import pipeline.own_addresses
+from pipeline.ice_policy import is_loopback_ip, loopback_only_ice, own_machine_ice
 
 
 def _candidate(host: str) -> Candidate:
@@ -87,3 +93,81 @@ def test_is_loopback_ip() -> None:
     assert is_loopback_ip("127.0.0.1") and is_loopback_ip("::1") and is_loopback_ip("127.1.2.3")
     assert not is_loopback_ip("localhost")
     assert not is_loopback_ip("x.local") and not is_loopback_ip("192.168.1.2")
+
+
+# A machine with one LAN address; the documentation ranges stand in for other machines.
+OWN_LAN = "192.0.2.77"
+FOREIGN = "198.51.100.9"
+
+
+@pytest.fixture
+def one_lan_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine has 127.0.0.1, ::1 and OWN_LAN, as the kernel's interface table says."""
+    addresses = frozenset(pipeline.own_addresses.parse_ip(a) for a in ("127.0.0.1", "::1", OWN_LAN))
+    monkeypatch.setattr(pipeline.own_addresses, "interface_addresses", lambda: addresses)
+    monkeypatch.setattr(pipeline.own_addresses, "_table", pipeline.own_addresses._InterfaceTable())
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("one_lan_address")
+async def test_own_machine_keeps_own_addresses_and_drops_names_and_strangers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def no_mdns(*_args: object) -> None:
+        raise AssertionError("an mDNS name was resolved (multicast)")
+
+    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", no_mdns)
+    connection = aioice.ice.Connection(ice_controlling=False)
+    with own_machine_ice():
+        for host in (FOREIGN, "fd00::5", "4a1b2c3d-0000-1111-2222-333344445555.local"):
+            await connection.add_remote_candidate(_candidate(host))
+        for host in ("127.0.0.1", OWN_LAN):
+            await connection.add_remote_candidate(_candidate(host))
+    assert [c.host for c in connection.remote_candidates] == ["127.0.0.1", OWN_LAN]
+    await connection.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("one_lan_address")
+async def test_own_machine_answers_only_this_machine() -> None:
+    receiver = Receiver()
+    protocol = aioice.ice.StunProtocol(receiver)  # type: ignore[arg-type]
+    transport = RecordingTransport()
+    protocol.transport = transport  # type: ignore[assignment]
+    protocol.local_candidate = _candidate(OWN_LAN)
+    message = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    with own_machine_ice():
+        protocol.send_stun(message, (FOREIGN, 40000))
+        await protocol.send_data(b"media", (FOREIGN, 40000))
+        protocol.send_stun(message, (OWN_LAN, 40000))
+        protocol.send_stun(message, ("127.0.0.1", 40000))
+        protocol.datagram_received(b"from a stranger", (FOREIGN, 40000))
+        protocol.datagram_received(b"from a stranger", ("::ffff:" + FOREIGN, 40000, 0, 0))
+        protocol.datagram_received(b"from this machine", (OWN_LAN, 40000))
+        protocol.datagram_received(b"from this machine too", ("::ffff:" + OWN_LAN, 40000, 0, 0))
+    assert transport.sent == [(OWN_LAN, 40000), ("127.0.0.1", 40000)]
+    assert receiver.data == [b"from this machine", b"from this machine too"]
+
+
+@pytest.mark.usefixtures("one_lan_address")
+def test_own_machine_gathers_on_loopback_and_the_interfaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipeline.ice_policy as policy
+
+    monkeypatch.setattr(policy, "_ORIGINAL_GET_HOST_ADDRESSES", lambda v4, v6: [OWN_LAN])
+    before = aioice.ice.get_host_addresses
+    with own_machine_ice():
+        assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", OWN_LAN]
+    assert aioice.ice.get_host_addresses is before
+
+
+def test_a_new_address_is_seen_without_a_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = {pipeline.own_addresses.parse_ip("127.0.0.1")}
+    monkeypatch.setattr(pipeline.own_addresses, "interface_addresses", lambda: frozenset(table))
+    monkeypatch.setattr(pipeline.own_addresses, "_table", pipeline.own_addresses._InterfaceTable())
+    assert not pipeline.own_addresses.is_own_address(OWN_LAN)
+    table.add(pipeline.own_addresses.parse_ip(OWN_LAN))
+    pipeline.own_addresses.forget_addresses()  # as if a second had passed
+    assert pipeline.own_addresses.is_own_address(OWN_LAN)
+    assert not pipeline.own_addresses.is_own_address("a-name.local")
