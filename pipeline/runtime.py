@@ -168,7 +168,10 @@ class AgentRuntime:
         if tools:
             body["tools"] = tools
         headers = {"Authorization": f"Bearer {endpoint.api_key}"}
-        timeout = httpx.Timeout(self.config.llm.request_timeout_secs * 3, connect=2.0)
+        # Part of start-up, so it gets start-up's bound, not a turn's: on a busy machine the
+        # agent's own model warm-ups share the cores with the LLM server's first prompt (at its
+        # lower priority), and 30 s was not always enough for it (the agent then exited).
+        timeout = httpx.Timeout(self.config.llm.start_timeout_secs, connect=2.0)
         async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
             try:
                 response = await client.post(
