@@ -37,6 +37,13 @@ DEFAULT_TOOLS: tuple[ToolName, ...] = ("clock", "timers", "calculator", "units")
 DEFAULT_TOOL_WORKING_PHRASE = "One moment."
 # Spoken instead of an answer when a tool runs past its timeout.
 DEFAULT_TOOL_TIMEOUT_APOLOGY = "Sorry, that is taking too long. Please try again later."
+# Spoken, instead of asking the LLM, to a request to control a device when no device tool is
+# configured (pipeline.device_requests): small models answer "Sure! I can turn on the light."
+DEFAULT_NO_DEVICE_TOOL_ANSWER = (
+    "I can't control devices in your home, so nothing was changed. "
+    "To let me, start jetvoice with your Home Assistant address and an access token, "
+    "as the README explains."
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,9 @@ class ToolsConfig:
     working_phrase: str = DEFAULT_TOOL_WORKING_PHRASE
     working_phrase_after_secs: float = 0.5
     timeout_apology: str = DEFAULT_TOOL_TIMEOUT_APOLOGY
+    # The answer to a device request when Home Assistant is not configured; "" lets the LLM
+    # answer such requests itself.
+    no_device_tool_answer: str = DEFAULT_NO_DEVICE_TOOL_ANSWER
     # The tool's own sentence is the answer and the LLM is not asked again. For small models
     # that cannot answer from a tool's result: the cpu profile's 0.5B model calls the same tool
     # again, or echoes the result as JSON, instead of saying it.

@@ -1,9 +1,10 @@
 """One voice session: a fresh pipecat pipeline per WebRTC peer, over the shared runtime.
 
 browser -> SmallWebRTC in -> peer watchdog -> audio ingress (repairs malformed frames, RNNoise)
--> Whisper + (Silero VAD + Smart Turn v3 in the user aggregator) -> LLM -> think filter
--> empty-answer guard -> Kokoro -> SmallWebRTC out. A pipeline is never reused: pipecat silently
-drops TTS when one is restarted for a second peer.
+-> Whisper + (Silero VAD + Smart Turn v3 in the user aggregator) -> device-request guard (when
+no device tool is configured) -> LLM -> think filter -> empty-answer guard -> Kokoro ->
+SmallWebRTC out. A pipeline is never reused: pipecat silently drops TTS when one is restarted
+for a second peer.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pipecat.workers.runner import WorkerRunner
 from pipeline.audio_ingress import AudioIngress
 from pipeline.config import AgentConfig
 from pipeline.conversation_keeper import ConversationKeeper
+from pipeline.device_requests import DeviceRequestGuard
 from pipeline.early_smart_turn import EarlySmartTurn
 from pipeline.empty_answer import EmptyAnswerGuard
 from pipeline.endpointing_vad import EndpointingSileroVAD
@@ -145,6 +147,15 @@ def _prefiller(
     return prefill
 
 
+def _device_request_guard(config: AgentConfig, session_id: str) -> list[FrameProcessor]:
+    """With no device tool, a device request is answered that nothing can be switched, rather
+    than by a small model that says it did it (see pipeline.device_requests)."""
+    tools = config.tools
+    if tools.home_assistant or not tools.no_device_tool_answer:
+        return []
+    return [DeviceRequestGuard(tools.no_device_tool_answer, session_id=session_id)]
+
+
 def _watchdog(
     connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
 ) -> PeerWatchdog:
@@ -196,6 +207,7 @@ def build_worker(
         ),
         aggregators.user(),
         InputAudioSink(),
+        *_device_request_guard(config, session_id),
         llm,
         ThinkFilter(),
         EmptyAnswerGuard(llm),
