@@ -1,19 +1,26 @@
-"""A real browser talks to the real agent: headless Debian Chromium, HTTPS, pairing token.
+"""A real browser talks to the real agent: headless Debian Chromium with its default WebRTC.
 
-Chromium (driven by Playwright, never a downloaded browser) opens the talk page of
-`jetvoice serve --tls --require-token` at https://127.0.0.1:PORT/, with a WAV file as its
-microphone, presses the talk button, and the page must show the user's question and the bot's
-reply, with audible bot audio after the question. Without the token, or with a wrong one, the
-same page is refused (401 / 403) and says so.
+Chromium (driven by Playwright, never a downloaded browser) opens the talk page, with a WAV file
+as its microphone, presses the talk button, and the page must show the user's question and the
+bot's reply, with audible bot audio after the question. Two modes, as a person meets them:
+
+- the loopback default (`just serve`), plain http, at http://127.0.0.1:PORT/ and at
+  http://localhost:PORT/;
+- `jetvoice serve --tls --require-token` at https://127.0.0.1:PORT/ with the pairing token;
+  without the token, or with a wrong one, the page is refused (401 / 403) and says so.
+
+Chromium's WebRTC is left as a person has it: mDNS host names on (its host candidates are
+``<uuid>.local`` names), no loopback candidates. It calls from this machine's LAN address to the
+agent's; the agent accepts that because the address is its own (pipeline/ice_policy.py).
 
 TLS is real: the server presents the certificate `jetvoice certs` made, whose chain the agent
 fixture verifies against the local CA for 127.0.0.1 on every health poll. Chromium is told to
 accept exactly that server key (`--ignore-certificate-errors-spki-list` with its SPKI hash), the
 command-line equivalent of trusting the CA, without touching a system trust store.
 
-Everything stays on loopback: the agent gathers ICE on 127.0.0.1 only and ignores the browser's
-LAN candidates; Chromium's mDNS candidate names are off (no multicast), its proxy is a dead
-loopback port and its resolver answers nothing but localhost.
+Nothing else leaves the browser: its background services are off, its proxy is a dead loopback
+port and its resolver answers nothing but localhost (none of these touch WebRTC). Both agents
+run under the network audit: the whole session must not talk to another machine.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ playwright_sync = pytest.importorskip(
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO.parent / "shared" / "fixtures" / "audio" / "weather_question.wav"
+FIXTURE = REPO / "tests" / "fixtures" / "audio" / "weather_question.wav"
 SCREENSHOT = REPO / "artifacts" / "browser" / "call.png"
 PHONE = {"width": 412, "height": 915}
 LEAD_SILENCE_S = 4.0  # the greeting plays meanwhile
@@ -102,9 +109,8 @@ def browser(
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={mic}%noloop",
         "--autoplay-policy=no-user-gesture-required",
-        # Real host addresses instead of mDNS names (no multicast), and a 127.0.0.1 candidate.
-        "--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,DialMediaRouteProvider",
-        "--allow-loopback-in-peer-connection",
+        # Cast discovery off (it multicasts on the LAN); WebRTC keeps its defaults.
+        "--disable-features=MediaRouter,DialMediaRouteProvider",
         # Nothing but loopback: any stray request goes to a dead local port, names don't resolve.
         "--proxy-server=http://127.0.0.1:9",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
@@ -162,6 +168,69 @@ def _jv(page: Any) -> dict[str, Any]:
     return state
 
 
+def _converse(page: Any, log: PageLog, screenshot: Path) -> None:
+    """Press talk, speak the question, and check the page heard it and answered aloud."""
+    page.click("#talk")
+    _wait(
+        page,
+        "['listening', 'thinking', 'speaking'].includes(window.jetvoice.state)",
+        CONNECT_BOUND_MS,
+    )
+    settings = _jv(page)["micSettings"] or {}
+    assert settings.get("echoCancellation") is True, settings
+
+    # The question, then a bot reply after it, both in the page's transcript.
+    _wait(
+        page,
+        """() => {
+            const t = window.jetvoice.transcript;
+            const u = t.findIndex((e) => e.role === 'user' && e.text.trim());
+            return u >= 0 && t.slice(u + 1).some((e) => e.role === 'bot' && e.text.trim());
+        }""",
+        ANSWER_BOUND_MS,
+    )
+    # ... and the reply's audio, audible after the question was heard.
+    _wait(
+        page,
+        """() => {
+            const jv = window.jetvoice;
+            const user = jv.transcript.find((e) => e.role === 'user' && e.text.trim());
+            return jv.botAudioStarts.some((t) => t >= user.t);
+        }""",
+        30_000,
+    )
+    # Mid-conversation, once the reply's spoken text (bot-output) replaced the LLM preview
+    # and the server's latency breakdown for the turn is shown.
+    with contextlib.suppress(TimeoutError):
+        _wait(
+            page,
+            """() => {
+                const jv = window.jetvoice;
+                const last = jv.transcript[jv.transcript.length - 1];
+                return jv.lastServerLatency !== null && last.role === 'bot' && last.final;
+            }""",
+            30_000,
+        )
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot))
+
+    state = _jv(page)
+    print(f"page error: {state['error']}; rtvi: {state['rtviCounts']}")
+    user_index = next(i for i, e in enumerate(state["transcript"]) if e["role"] == "user")
+    question = state["transcript"][user_index]["text"].lower()
+    reply = next(e for e in state["transcript"][user_index + 1 :] if e["role"] == "bot")
+    assert "weather" in question, state["transcript"]
+    assert len(reply["text"].split()) >= 2, reply
+    assert state["botPeakDb"] is not None and state["botPeakDb"] > -50, state["botPeakDb"]
+    assert state["connectionState"] == "connected"
+    assert log.statuses("POST", "/api/offer") == [200]
+    # The bot's line only ever grows (the streamed text and the spoken text never alternate).
+    assert state["botTextRegressions"] == 0, state["transcript"]
+
+    page.click("#talk")  # hang up
+    _wait(page, "window.jetvoice.state === 'idle'")
+
+
 @pytest.mark.timeout(240)
 def test_paired_browser_gets_a_spoken_answer_over_https(
     browser: Any, secure_agent: AgentProcess
@@ -177,69 +246,37 @@ def test_paired_browser_gets_a_spoken_answer_over_https(
         assert "token" not in page.url, "the page must strip the token from the address bar"
         assert page.evaluate("window.isSecureContext")
         assert page.inner_text("#pair") == "paired"
-
-        page.click("#talk")
-        _wait(
-            page,
-            "['listening', 'thinking', 'speaking'].includes(window.jetvoice.state)",
-            CONNECT_BOUND_MS,
-        )
-        settings = _jv(page)["micSettings"] or {}
-        assert settings.get("echoCancellation") is True, settings
-
-        # The question, then a bot reply after it, both in the page's transcript.
-        _wait(
-            page,
-            """() => {
-                const t = window.jetvoice.transcript;
-                const u = t.findIndex((e) => e.role === 'user' && e.text.trim());
-                return u >= 0 && t.slice(u + 1).some((e) => e.role === 'bot' && e.text.trim());
-            }""",
-            ANSWER_BOUND_MS,
-        )
-        # ... and the reply's audio, audible after the question was heard.
-        _wait(
-            page,
-            """() => {
-                const jv = window.jetvoice;
-                const user = jv.transcript.find((e) => e.role === 'user' && e.text.trim());
-                return jv.botAudioStarts.some((t) => t >= user.t);
-            }""",
-            30_000,
-        )
-        # Mid-conversation, once the reply's spoken text (bot-output) replaced the LLM preview
-        # and the server's latency breakdown for the turn is shown.
-        with contextlib.suppress(TimeoutError):
-            _wait(
-                page,
-                """() => {
-                    const jv = window.jetvoice;
-                    const last = jv.transcript[jv.transcript.length - 1];
-                    return jv.lastServerLatency !== null && last.role === 'bot' && last.final;
-                }""",
-                30_000,
-            )
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT))
-
-        state = _jv(page)
-        print(f"page error: {state['error']}; rtvi: {state['rtviCounts']}")
-        user_index = next(i for i, e in enumerate(state["transcript"]) if e["role"] == "user")
-        question = state["transcript"][user_index]["text"].lower()
-        reply = next(e for e in state["transcript"][user_index + 1 :] if e["role"] == "bot")
-        assert "weather" in question, state["transcript"]
-        assert len(reply["text"].split()) >= 2, reply
-        assert state["botPeakDb"] is not None and state["botPeakDb"] > -50, state["botPeakDb"]
-        assert state["connectionState"] == "connected"
-        assert log.statuses("POST", "/api/offer") == [200]
-
-        page.click("#talk")  # hang up
-        _wait(page, "window.jetvoice.state === 'idle'")
+        _converse(page, log, SCREENSHOT)
     except Exception as error:
         raise AssertionError(f"{error}\n--- page ---\n{log}") from error
     finally:
         context.close()
     print(f"browser call: {time.monotonic() - started:.1f} s, screenshot {SCREENSHOT}")
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_browser_on_this_machine_talks_to_the_default_bind(
+    browser: Any, agent: AgentProcess, host: str
+) -> None:
+    """What a person gets from `just serve`: the page at http://127.0.0.1 or localhost."""
+    started = time.monotonic()
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    log = PageLog(page)
+    url = agent.base_url.replace("127.0.0.1", host)
+    try:
+        page.goto(f"{url}/")
+        assert page.url.startswith(f"http://{host}:")
+        # Loopback origins are secure contexts: the microphone is allowed over plain http.
+        assert page.evaluate("window.isSecureContext")
+        _wait(page, "window.jetvoice && window.jetvoice.pairing === 'local'")
+        _converse(page, log, SCREENSHOT.with_name(f"call-{host}.png"))
+    except Exception as error:
+        raise AssertionError(f"{error}\n--- page ---\n{log}") from error
+    finally:
+        context.close()
+    print(f"browser call at {url}: {time.monotonic() - started:.1f} s")
 
 
 @pytest.mark.timeout(120)
