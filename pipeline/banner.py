@@ -37,11 +37,29 @@ def certs_summary(report: CertReport) -> str:
     return "\n".join(lines)
 
 
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve_banner(server: ServerConfig, *, state_dir: Path, show_token: bool) -> str:
     """The start-up banner: URLs to open, the CA download, the pairing link and QR code."""
     urls = server.public_urls or (f"{server.scheme}://{server.host}:{server.port}/",)
-    lines = ["", "jetvoice is ready. Open on a phone or computer on this network:"]
+    on_loopback = _is_loopback_host(server.host)
+    where = (
+        "in a browser on this machine" if on_loopback else "on a phone or computer on this network"
+    )
+    lines = ["", f"jetvoice is ready. Open {where}:"]
     lines += [f"  {url}" for url in urls]
+    if on_loopback:
+        lines.append(
+            "Other devices cannot reach a loopback bind: for a phone, start it with "
+            "--host 0.0.0.0 --tls (README: Talk to it from a phone)."
+        )
     if server.tls_ca_certfile is not None:
         lines.append(
             f"First time on a device: install and trust {urls[0].rstrip('/')}/ca.crt "

@@ -84,3 +84,5 @@ def test_banner_on_loopback_says_the_token_is_optional(tmp_path: Path) -> None:
     banner = serve_banner(server, state_dir=tmp_path, show_token=True)
     assert "http://127.0.0.1:8430/" in banner and "optional" in banner
     assert "a-secret" not in banner
+    # A first-time user is told where the page works, and how to reach it from a phone.
+    assert "in a browser on this machine" in banner and "--host 0.0.0.0 --tls" in banner
