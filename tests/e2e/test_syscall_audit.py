@@ -2,12 +2,13 @@
 
 The network audit (pipeline/network_audit.py) sees Python's socket calls; native libraries call
 libc directly (onnxruntime's telemetry looked up mobile.events.data.microsoft.com that way, from
-its own threads: issue 21). Here the kernel's view: `jetvoice serve` (cpu profile, real models)
-and every process it starts (the llama.cpp server) run under `strace -f`, tracing connect,
-sendto, sendmsg and sendmmsg, through start-up, one spoken turn from a WebRTC client and
-shutdown. Any destination that is not loopback or one of this machine's interface addresses
-fails the test, and so does anything sent to port 53 (a DNS query, whatever the resolver's
-address, loopback included); the names asked for are decoded into the failure message.
+its own threads). Here the kernel's view: `jetvoice serve` (cpu profile, real models) and every
+process it starts (the llama.cpp server) run under `strace -f`, tracing connect, sendto, sendmsg
+and sendmmsg, through start-up, one spoken turn from a plain aiortc client in its own process (it
+calls from this machine's LAN address, as a browser does) and shutdown. Any destination that is
+not loopback or one of this machine's interface addresses fails the test, and so does anything
+sent to port 53 (a DNS query, whatever the resolver's address, loopback included); the names
+asked for are decoded into the failure message.
 
 The agent starts with every telemetry switch removed from its environment: what is proven is
 that its own code turns them off (pipeline/telemetry.py), not that the test's environment did.
@@ -27,11 +28,9 @@ import pytest
 
 from models.store import ModelStore
 from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
 from pipeline.own_addresses import is_own_address
 from pipeline.telemetry import SWITCH_NAMES
-from tests.support.conversation import ask, fixture_clip, wait_out_greeting
+from tests.support.plain_client import call_with_plain_client
 from tests.support.syscall_trace import TRACED_CALLS, TraceReport, parse_trace
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -112,23 +111,24 @@ async def test_a_spoken_session_sends_nothing_off_this_machine_and_looks_no_name
         wrapper=[*strace_command(), "-o", str(trace)],
         unset_env=sorted(SWITCH_NAMES),
     )
-    question, rate = fixture_clip("weather_question.wav")
     started = time.monotonic()
     try:
         ready_s = await asyncio.to_thread(agent.start, 300.0)
         assert agent.pid is not None
         llm_pid = _llm_server_pid(agent.pid)
-        with loopback_only_ice():
-            async with LoopbackCaller(agent.base_url) as caller:
-                await wait_out_greeting(caller, time.monotonic())
-                reply = await ask(caller, question, rate, answer_timeout=ANSWER_BOUND_S)
+        # A stranger's client (plain aiortc in its own process, default configuration): it
+        # calls from this machine's LAN address, as a browser does, so the agent's WebRTC runs
+        # over its own interface address, not only 127.0.0.1.
+        client_dir = tmp_path / "client"
+        client_dir.mkdir()
+        call, spoken = await asyncio.to_thread(call_with_plain_client, agent, client_dir)
     finally:
         code = await asyncio.to_thread(agent.stop, 30.0)
         log = agent.log_tail(15) if agent.log_path.exists() else ""
         agent.log_path.unlink(missing_ok=True)
     elapsed_s = time.monotonic() - started
     assert code == 0, f"jetvoice serve under strace exited with {code}:\n{log}"
-    assert len(reply.audio) > 0, "the spoken turn got no answer"
+    assert call["answered"] and spoken.strip(), f"the spoken turn got no answer: {call}"
 
     calls = parse_trace(trace.read_text(errors="replace").splitlines())
     report = TraceReport.of(calls, is_own_address)
