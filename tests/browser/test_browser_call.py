@@ -215,7 +215,8 @@ def _converse(page: Any, log: PageLog, screenshot: Path) -> None:
     page.screenshot(path=str(screenshot))
 
     state = _jv(page)
-    print(f"page error: {state['error']}; rtvi: {state['rtviCounts']}")
+    notice = page.inner_text("#notice") if page.query_selector("#notice") else ""
+    print(f"page error: {state['error']}; notice: {notice!r}; rtvi: {state['rtviCounts']}")
     user_index = next(i for i, e in enumerate(state["transcript"]) if e["role"] == "user")
     question = state["transcript"][user_index]["text"].lower()
     reply = next(e for e in state["transcript"][user_index + 1 :] if e["role"] == "bot")
@@ -226,6 +227,9 @@ def _converse(page: Any, log: PageLog, screenshot: Path) -> None:
     assert log.statuses("POST", "/api/offer") == [200]
     # The bot's line only ever grows (the streamed text and the spoken text never alternate).
     assert state["botTextRegressions"] == 0, state["transcript"]
+    for entry in (e for e in state["transcript"] if e["role"] == "bot"):
+        lengths = [len(text) for text in entry["shown"]]
+        assert lengths == sorted(lengths), entry["shown"]
 
     page.click("#talk")  # hang up
     _wait(page, "window.jetvoice.state === 'idle'")
