@@ -96,7 +96,7 @@ def _set_mode(url: str, mode: str) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(420, func_only=True)  # the agent fixture has its own ready bound
 async def test_every_llm_fault_gets_an_apology_and_the_next_turn_works(
     faulty_llm: str, faulty_agent: AgentProcess
 ) -> None:
