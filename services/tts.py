@@ -131,6 +131,10 @@ class KokoroEngine:
         return self._phrases.get((text.strip(), self.config.voice))
 
 
+# How much longer than a synthesis may take an audio context waits for its next piece.
+STOP_FRAME_MARGIN_S = 1.0
+
+
 class KokoroTTSService(TTSService):
     """Per-session TTS service streaming audio from the shared :class:`KokoroEngine`.
 
@@ -144,6 +148,13 @@ class KokoroTTSService(TTSService):
             sample_rate=engine.config.sample_rate,
             push_start_frame=True,
             push_stop_frames=True,
+            # pipecat ends an audio context that waits longer than this for its next piece,
+            # reports "completed with no audio" to the page as an error, and after three in a
+            # row marks the service unusable for the session (a mute bot). Kokoro's first piece
+            # took 3-8 s on a loaded 2-core machine, past pipecat's 3 s default. Contexts end
+            # explicitly when the turn does; this is only the backstop for a synthesis that
+            # hangs, which run_tts bounds itself (timeout_secs) and answers with an error.
+            stop_frame_timeout_s=engine.config.timeout_secs + STOP_FRAME_MARGIN_S,
             settings=TTSSettings(model="kokoro-v1.0", voice=engine.config.voice, language="en-us"),
             **kwargs,
         )

@@ -16,6 +16,9 @@ import pytest
 from pipecat.frames.frames import (
     ErrorFrame,
     InputAudioRawFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
     TTSAudioRawFrame,
     TTSSpeakFrame,
     VADUserStartedSpeakingFrame,
@@ -113,3 +116,41 @@ async def test_a_hung_synthesis_ends_the_utterance_with_an_error() -> None:
     assert errors[0] == f"speech synthesis timed out after {TIMEOUT_S:g} s", errors
     # pipecat adds its own word for the piece that had no audio; nothing else went wrong.
     assert all(e == errors[0] or e.endswith("completed with no audio") for e in errors), errors
+
+
+# pipecat ends an audio context that waits 3 s for its next piece (its default).
+SLOW_FIRST_PIECE_S = 3.5
+
+
+class _SlowKokoro:
+    """A Kokoro engine as slow as the real one on a loaded 2-core machine, inside its bound."""
+
+    config = SimpleNamespace(sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=6.0)
+
+    def prerendered(self, text: str) -> None:
+        return None
+
+    async def synthesize_async(self, text: str) -> np.ndarray:
+        await asyncio.sleep(SLOW_FIRST_PIECE_S)
+        return np.full(2400, 0.1, dtype=np.float32)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_slow_first_piece_is_no_error() -> None:
+    """A piece slower than pipecat's 3 s context wait, inside the synthesis bound, is not
+    "completed with no audio": that reached the page as an error, and three in a row made
+    pipecat mark the TTS unusable for the session."""
+    tts = KokoroTTSService(_SlowKokoro())  # type: ignore[arg-type]
+    down, up = await run_test(
+        tts,
+        frames_to_send=[
+            LLMFullResponseStartFrame(),
+            LLMTextFrame("The weather in Paris is warm today."),
+            LLMFullResponseEndFrame(),
+            SleepFrame(sleep=SLOW_FIRST_PIECE_S + 1.0),
+        ],
+    )
+    errors = [f.error for f in up if isinstance(f, ErrorFrame)]
+    assert errors == [], errors
+    assert any(isinstance(f, TTSAudioRawFrame) for f in down), "the piece was not played"
