@@ -136,6 +136,11 @@ class AgentProcess:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.2)
+        except BaseException:
+            # Interrupted while waiting (Ctrl-C, a test's timeout): the caller never gets an
+            # agent to stop, so it must not outlive this call with its models and LLM server.
+            self.stop()
+            raise
         finally:
             if client is not None:
                 client.close()
