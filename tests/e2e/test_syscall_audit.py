@@ -31,6 +31,7 @@ from pipeline.agent_process import AgentProcess
 from pipeline.own_addresses import is_own_address
 from pipeline.telemetry import SWITCH_NAMES
 from tests.support.plain_client import call_with_plain_client
+from tests.support.processes import llm_server_pid
 from tests.support.syscall_trace import TRACED_CALLS, TraceReport, parse_trace
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -84,21 +85,6 @@ def strace_command() -> list[str]:
     return base
 
 
-def _llm_server_pid(agent_pid: int) -> int:
-    """The managed llama.cpp server: the agent's child whose command line names it."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if parent == agent_pid and b"llama_cpp.server" in cmdline:
-            return int(entry.name)
-    raise AssertionError("no llama.cpp server child found")
-
-
 @pytest.mark.asyncio
 @pytest.mark.timeout(540)
 async def test_a_spoken_session_sends_nothing_off_this_machine_and_looks_no_name_up(
@@ -115,7 +101,7 @@ async def test_a_spoken_session_sends_nothing_off_this_machine_and_looks_no_name
     try:
         ready_s = await asyncio.to_thread(agent.start, 300.0)
         assert agent.pid is not None
-        llm_pid = _llm_server_pid(agent.pid)
+        llm_pid = llm_server_pid(agent.pid)
         # A stranger's client (plain aiortc in its own process, default configuration): it
         # calls from this machine's LAN address, as a browser does, so the agent's WebRTC runs
         # over its own interface address, not only 127.0.0.1.

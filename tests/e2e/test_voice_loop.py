@@ -18,6 +18,7 @@ from pipeline.ice_policy import loopback_only_ice
 from pipeline.loopback_caller import LoopbackCaller
 from pipeline.own_addresses import is_own_address
 from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
+from tests.support.processes import llm_server_pid
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 # Generous on purpose: this bounds a hang, not speed (speed is the benchmark's job). A 2-core
@@ -74,29 +75,13 @@ async def test_spoken_question_gets_a_spoken_answer(agent: AgentProcess) -> None
     print(json.dumps(result, indent=2))
 
 
-def _llm_server_pid(agent_pid: int) -> int:
-    """The managed llama.cpp server: the agent's child whose command line names it."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == agent_pid and b"llama_cpp.server" in cmdline:
-            return int(entry.name)
-    raise AssertionError("no llama.cpp server child found")
-
-
 @pytest.mark.asyncio
 @pytest.mark.timeout(300)
 async def test_a_killed_llm_server_is_restarted_and_the_conversation_goes_on(
     agent: AgentProcess,
 ) -> None:
     assert agent.pid is not None
-    os.kill(_llm_server_pid(agent.pid), signal.SIGKILL)
+    os.kill(llm_server_pid(agent.pid), signal.SIGKILL)
     question, rate = fixture_clip("weather_question.wav")
     deadline = time.monotonic() + 120
     async with httpx.AsyncClient(timeout=5, trust_env=False) as client:

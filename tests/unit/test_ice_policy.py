@@ -46,14 +46,19 @@ class Receiver:
         self.data.append(data)
 
 
-@pytest.mark.asyncio
-async def test_remote_candidates_off_loopback_are_ignored_unresolved(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def no_mdns(*_args: object) -> None:
+@pytest.fixture
+def no_mdns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if an mDNS name is resolved (a multicast query onto the LAN)."""
+
+    async def resolve(*_args: object) -> None:
         raise AssertionError("an mDNS name was resolved (multicast)")
 
-    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", no_mdns)
+    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", resolve)
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("no_mdns")
+async def test_remote_candidates_off_loopback_are_ignored_unresolved() -> None:
     connection = aioice.ice.Connection(ice_controlling=False)
     with loopback_only_ice():
         for host in ("192.168.1.5", "fd00::5", "4a1b2c3d-0000-1111-2222-333344445555.local"):
@@ -109,14 +114,8 @@ def one_lan_address(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("one_lan_address")
-async def test_own_machine_keeps_own_addresses_and_drops_names_and_strangers(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def no_mdns(*_args: object) -> None:
-        raise AssertionError("an mDNS name was resolved (multicast)")
-
-    monkeypatch.setattr(aioice.ice, "get_or_create_mdns_protocol", no_mdns)
+@pytest.mark.usefixtures("one_lan_address", "no_mdns")
+async def test_own_machine_keeps_own_addresses_and_drops_names_and_strangers() -> None:
     connection = aioice.ice.Connection(ice_controlling=False)
     with own_machine_ice():
         for host in (FOREIGN, "fd00::5", "4a1b2c3d-0000-1111-2222-333344445555.local"):
