@@ -26,7 +26,8 @@ each datagram against the kernel's own interface table does, with no packet sent
 client, tests): gather on 127.0.0.1 only and talk to loopback only.
 
 Both patch aioice's module and classes, so they apply to every peer connection in the process
-(a caller and an in-process server alike) while active.
+(a caller and an in-process server alike) while active; with both active, the one entered last
+applies, and the patches go when the last block ends, whatever the order the blocks end in.
 """
 
 from __future__ import annotations
@@ -66,13 +67,29 @@ def _own_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 _ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
 
 
-@contextlib.contextmanager
-def _restricted_ice(
-    name: str,
-    gather: Callable[[bool, bool], list[str]],
-    allowed: Callable[[object], bool],
-) -> Iterator[None]:
-    """Gather with ``gather``; accept candidates and datagrams, and send, only where ``allowed``."""
+class _Policy:
+    """Where to gather, and which peers to talk to."""
+
+    def __init__(
+        self,
+        name: str,
+        gather: Callable[[bool, bool], list[str]],
+        allowed: Callable[[object], bool],
+    ) -> None:
+        self.name = name
+        self.gather = gather
+        self.allowed = allowed
+
+
+# The policies in force, innermost last. Blocks may end in any order (an in-process server's
+# lifespan can outlast the caller's block around it), so the patches are installed while any
+# policy is active, always consult the innermost one still active, and are undone by the last.
+_active: list[_Policy] = []
+# aioice's own functions while patched (one entry at most).
+_saved: list[tuple[Any, ...]] = []
+
+
+def _install() -> None:
     connection = aioice.ice.Connection
     protocol = aioice.ice.StunProtocol
     originals = (
@@ -82,39 +99,67 @@ def _restricted_ice(
         protocol.send_stun,
         protocol.send_data,
     )
+    _saved.append(originals)
     add_remote, received, send_stun, send_data = originals[1:]
 
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return _active[-1].gather(use_ipv4, use_ipv6)
+
     async def add_remote_candidate(self: Any, candidate: Candidate | None) -> None:
-        if candidate is not None and not allowed(candidate.host):
-            logger.debug("%s ICE: ignoring remote candidate %s", name, candidate.host)
+        policy = _active[-1]
+        if candidate is not None and not policy.allowed(candidate.host):
+            logger.debug("%s ICE: ignoring remote candidate %s", policy.name, candidate.host)
             return
         await add_remote(self, candidate)
 
     def datagram_received(self: Any, data: bytes | str, addr: tuple[Any, ...]) -> None:
-        if allowed(addr[0]):
+        if _active[-1].allowed(addr[0]):
             received(self, data, addr)
 
     def guarded_send_stun(self: Any, message: Any, addr: tuple[str, int]) -> None:
-        if allowed(addr[0]):
+        if _active[-1].allowed(addr[0]):
             send_stun(self, message, addr)
 
     async def guarded_send_data(self: Any, data: bytes, addr: tuple[str, int]) -> None:
-        if allowed(addr[0]):
+        if _active[-1].allowed(addr[0]):
             await send_data(self, data, addr)
 
-    aioice.ice.get_host_addresses = gather  # type: ignore[assignment]
+    aioice.ice.get_host_addresses = get_host_addresses
     connection.add_remote_candidate = add_remote_candidate  # type: ignore[method-assign,assignment]
     protocol.datagram_received = datagram_received  # type: ignore[method-assign]
     protocol.send_stun = guarded_send_stun  # type: ignore[method-assign]
     protocol.send_data = guarded_send_data  # type: ignore[method-assign]
+
+
+def _uninstall() -> None:
+    originals = _saved.pop()
+    connection = aioice.ice.Connection
+    protocol = aioice.ice.StunProtocol
+    aioice.ice.get_host_addresses = originals[0]
+    connection.add_remote_candidate = originals[1]  # type: ignore[method-assign]
+    protocol.datagram_received = originals[2]  # type: ignore[method-assign]
+    protocol.send_stun = originals[3]  # type: ignore[method-assign]
+    protocol.send_data = originals[4]  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _restricted_ice(
+    name: str,
+    gather: Callable[[bool, bool], list[str]],
+    allowed: Callable[[object], bool],
+) -> Iterator[None]:
+    """Gather with ``gather``; accept candidates and datagrams, and send, only where ``allowed``."""
+    policy = _Policy(name, gather, allowed)
+    if not _active:
+        _install()
+    _active.append(policy)
     try:
         yield
     finally:
-        aioice.ice.get_host_addresses = originals[0]
-        connection.add_remote_candidate = originals[1]  # type: ignore[method-assign]
-        protocol.datagram_received = originals[2]  # type: ignore[method-assign]
-        protocol.send_stun = originals[3]  # type: ignore[method-assign]
-        protocol.send_data = originals[4]  # type: ignore[method-assign]
+        # By identity: this block's policy, wherever it now is in the list.
+        del _active[next(i for i, p in enumerate(_active) if p is policy)]
+        if not _active:
+            _uninstall()
 
 
 @contextlib.contextmanager

@@ -170,3 +170,32 @@ def test_a_new_address_is_seen_without_a_restart(monkeypatch: pytest.MonkeyPatch
     pipeline.own_addresses.forget_addresses()  # as if a second had passed
     assert pipeline.own_addresses.is_own_address(OWN_LAN)
     assert not pipeline.own_addresses.is_own_address("a-name.local")
+
+
+def test_blocks_may_end_in_any_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An in-process server's lifespan (own machine) can outlast the caller's block around it
+    (loopback only): the server's policy stays in force, and aioice is whole again after both.
+    Restoring on exit in the order of entry left the caller's policy installed for good."""
+    import pipeline.ice_policy as policy
+
+    monkeypatch.setattr(policy, "_ORIGINAL_GET_HOST_ADDRESSES", lambda v4, v6: [OWN_LAN])
+    patched = (
+        aioice.ice.get_host_addresses,
+        aioice.ice.Connection.add_remote_candidate,
+        aioice.ice.StunProtocol.datagram_received,
+        aioice.ice.StunProtocol.send_stun,
+        aioice.ice.StunProtocol.send_data,
+    )
+    caller, server = loopback_only_ice(), own_machine_ice()
+    caller.__enter__()
+    server.__enter__()
+    caller.__exit__(None, None, None)
+    assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1", OWN_LAN]
+    server.__exit__(None, None, None)
+    assert (
+        aioice.ice.get_host_addresses,
+        aioice.ice.Connection.add_remote_candidate,
+        aioice.ice.StunProtocol.datagram_received,
+        aioice.ice.StunProtocol.send_stun,
+        aioice.ice.StunProtocol.send_data,
+    ) == patched
