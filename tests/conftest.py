@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -17,6 +19,8 @@ from pipeline.agent_process import AgentProcess
 from pipeline.network_audit import ENV_VAR as NETWORK_AUDIT_ENV
 
 LEAK_GRACE_SECS = 5.0
+# The shared agents' logs, kept after the run: a failure in a test they served is read there.
+LOGS = Path(__file__).resolve().parents[1] / "artifacts" / "logs"
 SOAK_OPTION = "--soak"
 
 
@@ -69,6 +73,13 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     assert not leaked, "leaked tasks: " + ", ".join(sorted(repr(t.get_coro()) for t in leaked))
 
 
+def keep_log(process: AgentProcess, name: str) -> None:
+    """Move the agent's log to artifacts/logs/NAME.log (the pairing token is checked before)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    if process.log_path.exists():
+        shutil.move(process.log_path, LOGS / f"{name}.log")
+
+
 @pytest.fixture(scope="session")
 def cpu_models() -> ModelStore:
     """The cpu profile's store; the suite's set-up (`just test`) pulls it first."""
@@ -104,7 +115,7 @@ def agent(
         yield process
     finally:
         code = process.stop()
-        process.log_path.unlink(missing_ok=True)
+        keep_log(process, "agent")
         assert code == 0, f"jetvoice serve exited with {code} on SIGINT"
         violations = audit_log.read_text()
         assert violations == "", f"the agent talked to another machine:\n{violations}"
@@ -138,7 +149,7 @@ def secure_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc
     finally:
         code = process.stop()
         log = process.log_path.read_text(errors="replace")
-        process.log_path.unlink(missing_ok=True)
+        keep_log(process, "secure-agent")
         assert code == 0, f"jetvoice serve --tls exited with {code} on SIGINT"
         # Everything the agent wrote in the whole session (its output is not a terminal, so
         # the banner points to /pair instead of printing the link).
