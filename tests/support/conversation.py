@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from pipeline.config import STTConfig
 from pipeline.loopback_caller import LoopbackCaller
 from services.stt import WhisperEngine
 
+# Bounds a wait for the end of an answer's synthesis (a hang, not speed).
+STOP_BOUND_S = 60.0
 # The repository carries its own recordings (licences in SOURCES.md beside them).
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 
@@ -58,8 +61,8 @@ async def ask(
 ) -> Reply:
     """Speak ``clip`` in real time, then wait for the whole spoken reply.
 
-    The reply is over after ``quiet_s`` of silence; on busy cores a pause between two clauses
-    of one answer can last longer than the default.
+    The reply is over once the server has finished synthesizing it and ``quiet_s`` of silence
+    followed.
     """
     trailing = np.zeros(int(rate * trailing_s), dtype=np.float32)
     sent_end = await caller.say(np.concatenate([clip, trailing]), rate)
@@ -67,6 +70,12 @@ async def ask(
     assert last is not None, "the clip has no voiced sample"
     speech_end = sent_end - trailing_s - (len(clip) - last) / rate
     first_voice = await caller.wait_for_voice(speech_end, timeout=answer_timeout)
+    # Over when the server says the answer's speech has all been synthesized (bot-tts-stopped,
+    # at the end of its audio context), then went quiet: a state, not a length of silence. A
+    # pause between two clauses of one answer passed 1.5 s on busy cores, and the reply was cut
+    # ("It is sunny and warm" without "in Paris today").
+    with contextlib.suppress(TimeoutError):
+        await caller.wait_for_message("bot-tts-stopped", timeout=STOP_BOUND_S, after=speech_end)
     await caller.wait_for_silence(quiet_s, timeout=90, after=first_voice)
     audio, audio_rate = caller.received_audio(first_voice - 0.2)
     return Reply(first_voice - speech_end, audio, audio_rate, speech_end, first_voice)
