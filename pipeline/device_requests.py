@@ -94,11 +94,6 @@ def last_user_text(messages: Sequence[Any]) -> str:
     return ""
 
 
-def split_sentences(text: str) -> list[str]:
-    """``text`` cut after each sentence's closing punctuation (never empty pieces)."""
-    return [part for part in re.split(r"(?<=[.!?])\s+", text.strip()) if part]
-
-
 class DeviceRequestGuard(FrameProcessor):
     """Answers a device request with ``answer`` instead of running the LLM; passes the rest.
 
@@ -123,9 +118,6 @@ class DeviceRequestGuard(FrameProcessor):
         ):
             self.answered += 1
             logger.info(f"[{self._session_id}] device request with no device tool: not run")
-            # A sentence at a time: Kokoro synthesizes a piece in one call, and the whole answer
-            # in one piece passed the synthesis timeout (15 s) with a second session speaking.
-            for sentence in split_sentences(self._answer):
-                await self.push_frame(TTSSpeakFrame(sentence), direction)
+            await self.push_frame(TTSSpeakFrame(self._answer), direction)
             return
         await self.push_frame(frame, direction)

@@ -13,12 +13,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.config import DEFAULT_NO_DEVICE_TOOL_ANSWER, AgentConfig, ToolsConfig
-from pipeline.device_requests import (
-    DeviceRequestGuard,
-    is_device_request,
-    last_user_text,
-    split_sentences,
-)
+from pipeline.device_requests import DeviceRequestGuard, is_device_request, last_user_text
 from pipeline.session import _device_request_guard
 from tests.support.runtime import unloaded_runtime
 
@@ -76,7 +71,7 @@ def _context(text: str) -> LLMContext:
 
 
 async def _through_guard(frame: Frame) -> tuple[DeviceRequestGuard, list[Frame]]:
-    guard = DeviceRequestGuard("Nothing was changed. Connect Home Assistant.", session_id="test")
+    guard = DeviceRequestGuard("Nothing was changed.", session_id="test")
     down, _up = await run_test(guard, frames_to_send=[frame, SleepFrame(0.05)])
     return guard, [f for f in down if isinstance(f, LLMContextFrame | TTSSpeakFrame)]
 
@@ -84,11 +79,10 @@ async def _through_guard(frame: Frame) -> tuple[DeviceRequestGuard, list[Frame]]
 @pytest.mark.asyncio
 async def test_a_device_request_is_answered_without_running_the_llm() -> None:
     guard, down = await _through_guard(LLMContextFrame(context=_context("Turn on the lamp.")))
-    # A sentence a piece, so no one synthesis holds the whole answer.
-    assert all(isinstance(f, TTSSpeakFrame) for f in down), down
-    assert [f.text for f in down] == ["Nothing was changed.", "Connect Home Assistant."]  # type: ignore[attr-defined]
+    assert len(down) == 1 and isinstance(down[0], TTSSpeakFrame), down
+    assert down[0].text == "Nothing was changed."
     # Into the context like any answer: the model sees what the bot said.
-    assert all(f.append_to_context for f in down)  # type: ignore[attr-defined]
+    assert down[0].append_to_context
     assert guard.answered == 1
 
 
@@ -127,9 +121,3 @@ def test_the_default_answer_says_nothing_was_changed_and_how_to_connect() -> Non
     answer = DEFAULT_NO_DEVICE_TOOL_ANSWER.lower()
     assert "can't control" in answer and "nothing was changed" in answer
     assert "home assistant" in answer and "token" in answer
-
-
-def test_split_sentences() -> None:
-    assert split_sentences(" One.  Two? Three! ") == ["One.", "Two?", "Three!"]
-    assert split_sentences("No full stop") == ["No full stop"]
-    assert split_sentences("") == []
