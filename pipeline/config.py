@@ -40,9 +40,10 @@ DEFAULT_TOOL_TIMEOUT_APOLOGY = "Sorry, that is taking too long. Please try again
 # Spoken, instead of asking the LLM, to a request to control a device when no device tool is
 # configured (pipeline.device_requests): small models answer "Sure! I can turn on the light."
 DEFAULT_NO_DEVICE_TOOL_ANSWER = (
-    "I can't control devices in your home, so nothing was changed. "
-    "To let me, start jetvoice with your Home Assistant address and an access token, "
-    "as the README explains."
+    # One short sentence, one piece for Kokoro: the first, twice as long, passed the 15 s
+    # synthesis timeout with a second session speaking at the same time.
+    "I can't control devices in your home, so nothing was changed; "
+    "connect Home Assistant with its token to let me."
 )
 
 
