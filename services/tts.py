@@ -66,6 +66,7 @@ class KokoroEngine:
         type(self).loads += 1
         self.config = config
         self.executor = executor
+        self._synthesis_lock = threading.Lock()
         started = time.perf_counter()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -95,9 +96,14 @@ class KokoroEngine:
 
     def synthesize(self, text: str, voice: str | None = None) -> np.ndarray:
         """Blocking synthesis of a whole text to float32 at 24 kHz; call from a worker thread."""
-        audio, _ = self.kokoro.create(
-            text, voice=voice or self.config.voice, speed=self.config.speed, lang="en-us"
-        )
+        # One synthesis at a time across sessions: two at once on one onnxruntime session, whose
+        # intra-op threads spin, stalled here (a second session's 18-word answer passed the 15 s
+        # timeout while the first session's took 6 s), and on two cores they are no faster
+        # together than one after the other.
+        with self._synthesis_lock:
+            audio, _ = self.kokoro.create(
+                text, voice=voice or self.config.voice, speed=self.config.speed, lang="en-us"
+            )
         return audio
 
     async def synthesize_async(self, text: str) -> np.ndarray:
