@@ -12,6 +12,7 @@ from pathlib import Path
 from pipeline.certs import CertReport
 from pipeline.config import ServerConfig
 from pipeline.pairing import pairing_url, qr_terminal, token_path
+from pipeline.profiles import is_loopback_host
 
 
 def certs_summary(report: CertReport) -> str:
@@ -37,19 +38,10 @@ def certs_summary(report: CertReport) -> str:
     return "\n".join(lines)
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve_banner(server: ServerConfig, *, state_dir: Path, show_token: bool) -> str:
     """The start-up banner: URLs to open, the CA download, the pairing link and QR code."""
     urls = server.public_urls or (f"{server.scheme}://{server.host}:{server.port}/",)
-    on_loopback = _is_loopback_host(server.host)
+    on_loopback = is_loopback_host(server.host)
     where = (
         "in a browser on this machine" if on_loopback else "on a phone or computer on this network"
     )
