@@ -28,18 +28,15 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soxr
 
 from pipeline.agent_process import AgentProcess
-from pipeline.audio_clip import load_wav
 from pipeline.certs import load_certificate, spki_sha256_base64
+from tests.support.conversation import padded_question_wav
 
 playwright_sync = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (uv sync installs it)"
@@ -52,26 +49,9 @@ SCREENSHOT = REPO / "artifacts" / "browser" / "call.png"
 PHONE = {"width": 412, "height": 915}
 LEAD_SILENCE_S = 4.0  # the greeting plays meanwhile
 TRAIL_SILENCE_S = 4.0  # lets the turn end
-MIC_RATE = 48000
 # Bounds on hangs, not speed: on 2 cores Chromium slows the models about twofold.
 CONNECT_BOUND_MS = 30_000
 ANSWER_BOUND_MS = 120_000
-
-
-def _fake_microphone(path: Path) -> Path:
-    """The question padded with silence, as 16-bit mono PCM (what Chromium's fake mic reads)."""
-    clip, rate = load_wav(FIXTURE)
-    clip = soxr.resample(clip, rate, MIC_RATE).astype(np.float32)
-    lead = np.zeros(int(LEAD_SILENCE_S * MIC_RATE), dtype=np.float32)
-    trail = np.zeros(int(TRAIL_SILENCE_S * MIC_RATE), dtype=np.float32)
-    samples = np.concatenate([lead, clip, trail])
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(MIC_RATE)
-        out.writeframes(pcm.tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +72,8 @@ def browser(
     """Headless Chromium with a WAV microphone, trusting exactly the agent's server key."""
     if not FIXTURE.exists():
         pytest.fail(f"missing speech fixture {FIXTURE}")
-    mic = _fake_microphone(tmp_path_factory.mktemp("browser") / "question.wav")
+    mic = tmp_path_factory.mktemp("browser") / "question.wav"
+    padded_question_wav(mic, FIXTURE.name, lead_s=LEAD_SILENCE_S, trail_s=TRAIL_SILENCE_S)
     server_cert = load_certificate(secure_agent.ca_file.with_name("server.crt"))
     args = [
         "--no-sandbox",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +92,21 @@ def transcribe(audio: npt.NDArray[np.float32], rate: int) -> str:
     """What the cpu profile's Whisper hears in ``audio``."""
     samples = soxr.resample(audio, rate, 16000).astype(np.float32)
     return _whisper().transcribe(samples)
+
+
+def padded_question_wav(
+    path: Path, name: str, *, lead_s: float, trail_s: float, rate: int = 48000
+) -> float:
+    """Write fixture ``name`` between ``lead_s`` and ``trail_s`` of silence as 16-bit mono PCM
+    at ``rate`` (what a fake microphone reads); returns where in the file the question ends."""
+    clip, clip_rate = fixture_clip(name)
+    clip = soxr.resample(clip, clip_rate, rate).astype(np.float32)
+    lead = np.zeros(int(lead_s * rate), dtype=np.float32)
+    trail = np.zeros(int(trail_s * rate), dtype=np.float32)
+    pcm = (np.clip(np.concatenate([lead, clip, trail]), -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return lead_s + len(clip) / rate

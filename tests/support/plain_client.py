@@ -6,37 +6,16 @@ import json
 import os
 import subprocess
 import sys
-import wave
 from pathlib import Path
-
-import numpy as np
-import soxr
 
 from pipeline.agent_process import AgentProcess
 from pipeline.audio_clip import load_wav
-from tests.support.conversation import fixture_clip, transcribe
+from tests.support.conversation import padded_question_wav, transcribe
 
 CLIENT = Path(__file__).with_name("plain_aiortc_client.py")
-MIC_RATE = 48000
 LEAD_SILENCE_S = 4.0  # the greeting plays meanwhile
 TRAIL_SILENCE_S = 6.0  # lets the turn end while the microphone still sends
 CALL_BOUND_S = 150.0  # bounds a hang, not speed
-
-
-def microphone_file(directory: Path) -> tuple[Path, float]:
-    """The weather question padded with silence, and where in the file the question ends."""
-    clip, rate = fixture_clip("weather_question.wav")
-    clip = soxr.resample(clip, rate, MIC_RATE).astype(np.float32)
-    lead = np.zeros(int(LEAD_SILENCE_S * MIC_RATE), dtype=np.float32)
-    trail = np.zeros(int(TRAIL_SILENCE_S * MIC_RATE), dtype=np.float32)
-    pcm = (np.clip(np.concatenate([lead, clip, trail]), -1, 1) * 32767).astype("<i2")
-    path = directory / "question.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(MIC_RATE)
-        out.writeframes(pcm.tobytes())
-    return path, LEAD_SILENCE_S + len(clip) / MIC_RATE
 
 
 def call_with_plain_client(
@@ -44,7 +23,10 @@ def call_with_plain_client(
 ) -> tuple[dict[str, object], str]:
     """Run the plain client against ``agent`` (one spoken question, the weather fixture): its
     summary and the answer as Whisper hears it."""
-    mic, question_ends = microphone_file(directory)
+    mic = directory / "question.wav"
+    question_ends = padded_question_wav(
+        mic, "weather_question.wav", lead_s=LEAD_SILENCE_S, trail_s=TRAIL_SILENCE_S
+    )
     answer = directory / "answer.wav"
     # Not the repository's directory, and no PYTHONPATH: nothing of ours is importable by
     # accident (the script's own directory, tests/support, has no package of ours at its top).
