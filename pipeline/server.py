@@ -30,13 +30,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pipeline.access import AccessGuard, AccessPolicy, check_status_access, client_is_loopback
 from pipeline.certs import public_ca_pem
 from pipeline.config import ServerConfig
 from pipeline.ice_policy import own_machine_ice
 from pipeline.memory import freeze_startup_heap
-from pipeline.metrics import PROMETHEUS_CONTENT_TYPE, Gauge, render_gauges
+from pipeline.metrics import PROMETHEUS_CONTENT_TYPE
 from pipeline.pairing import pairing_url, qr_svg
 from pipeline.runtime import AgentRuntime
 from pipeline.session_manager import OfferError, SessionManager
@@ -161,7 +162,7 @@ def create_app(
             check_status_access(policy, request.scope)
         except PermissionError as refusal:
             raise OfferError(401, str(refusal), reason="unauthorized") from None
-        text = runtime.metrics.render() + render_gauges(process_gauges(runtime))
+        text = runtime.metrics.render(RuntimeGauges(runtime))
         return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
 
     @app.post("/api/offer")
@@ -271,48 +272,47 @@ def health_report(runtime: AgentRuntime, sessions: SessionManager) -> dict[str, 
     }
 
 
-def process_gauges(runtime: AgentRuntime) -> list[Gauge]:
-    """Values read at scrape time, next to the counters the sessions keep."""
-    gauges = [
-        Gauge(
+class RuntimeGauges:
+    """A prometheus_client collector of values read from the runtime at scrape time."""
+
+    def __init__(self, runtime: AgentRuntime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> list[Metric]:
+        """The runtime's state now, next to the counters the sessions keep."""
+        runtime = self._runtime
+        ready = GaugeMetricFamily(
             "jetvoice_ready",
             "1 once the models are loaded and the LLM server answers.",
-            float(runtime.ready),
-        ),
-        Gauge(
-            "jetvoice_asyncio_tasks", "asyncio tasks alive in the agent.", len(asyncio.all_tasks())
-        ),
-        Gauge(
+            value=float(runtime.ready),
+        )
+        tasks = GaugeMetricFamily(
+            "jetvoice_asyncio_tasks",
+            "asyncio tasks alive in the agent.",
+            value=len(asyncio.all_tasks()),
+        )
+        llm_up = GaugeMetricFamily(
             "jetvoice_llm_server_up",
             "1 while the LLM server process runs (always 1 for an external server).",
-            float(runtime.llm_server.running),
-        ),
-        Gauge(
-            "jetvoice_llm_server_restarts_total",
+            value=float(runtime.llm_server.running),
+        )
+        llm_restarts = CounterMetricFamily(
+            "jetvoice_llm_server_restarts",
             "Times the LLM server died and was restarted.",
-            float(runtime.llm_server.restarts),
-            kind="counter",
-        ),
-    ]
-    for name, status in runtime.models_status().items():
-        gauges.append(
-            Gauge(
-                "jetvoice_model_loaded",
-                "1 when the model is loaded in this process.",
-                float(status["loaded"]),
-                labels={"model": name},
-            )
+            value=runtime.llm_server.restarts,
         )
-        gauges.append(
-            Gauge(
-                "jetvoice_model_loads_total",
-                "Times the model was constructed in this process (1 when shared as it should).",
-                float(status["loads"]),
-                labels={"model": name},
-                kind="counter",
-            )
+        loaded = GaugeMetricFamily(
+            "jetvoice_model_loaded", "1 when the model is loaded in this process.", labels=["model"]
         )
-    return gauges
+        loads = CounterMetricFamily(
+            "jetvoice_model_loads",
+            "Times the model was constructed in this process (1 when shared as it should).",
+            labels=["model"],
+        )
+        for name, status in runtime.models_status().items():
+            loaded.add_metric([name], float(status["loaded"]))
+            loads.add_metric([name], float(status["loads"]))
+        return [ready, tasks, llm_up, llm_restarts, loaded, loads]
 
 
 def pairing_page(server: ServerConfig) -> str:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pipeline.config import ServerConfig
-from pipeline.metrics import Gauge, Metrics, render_gauges
+from pipeline.metrics import Metrics
 from pipeline.server import SessionManager, create_app
 from tests.support.runtime import unloaded_runtime
 from tests.support.sdp import chromium_offer
@@ -91,14 +91,17 @@ async def test_lan_devices_get_status_only_unless_paired() -> None:
 
 
 def _samples(text: str) -> dict[str, float]:
-    """name{labels} -> value, checking every line is a comment or a sample."""
+    """name{labels sorted} -> value, checking every line is a comment or a sample."""
     samples: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("# HELP ") or line.startswith("# TYPE "):
             continue
-        match = re.fullmatch(r"([a-z_]+(?:\{[^}]*\})?) (-?[0-9.e+]+|\+Inf|NaN)", line)
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (-?[0-9.e+]+|\+Inf|NaN)", line)
         assert match, f"not a Prometheus sample line: {line!r}"
-        samples[match.group(1)] = float(match.group(2))
+        name, labels, value = match.groups()
+        # Label order carries no meaning: key them sorted, as the assertions below spell them.
+        pairs = sorted(re.findall(r'[a-z_]+="(?:[^"\\]|\\.)*"', labels or ""))
+        samples[name + (f"{{{','.join(pairs)}}}" if pairs else "")] = float(value)
     return samples
 
 
@@ -128,20 +131,28 @@ async def test_metrics_count_refusals_by_reason_in_prometheus_text() -> None:
         assert f"# TYPE {family} " in response.text
 
 
-def test_histograms_and_gauges_render_in_the_exposition_format() -> None:
+def test_histograms_counters_and_process_metrics_render_in_the_exposition_format() -> None:
     metrics = Metrics()
     metrics.turn({"stt": 0.12, "llm": 0.9}, fallback=False)
     metrics.error("llm")
-    text = metrics.render() + render_gauges(
-        [
-            Gauge("jetvoice_x", "An x.", 3.0, labels={"model": 'a"b'}),
-            Gauge("jetvoice_x", "An x.", 1234567.0, labels={"model": "c"}),
-        ]
-    )
+    metrics.session_refused('odd "reason"')
+    text = metrics.render().decode()
     samples = _samples(text)
-    assert samples['jetvoice_stage_seconds_bucket{stage="stt",le="0.2"}'] == 1
-    assert samples['jetvoice_stage_seconds_bucket{stage="llm",le="+Inf"}'] == 1
+    assert samples['jetvoice_stage_seconds_bucket{le="0.2",stage="stt"}'] == 1
+    assert samples['jetvoice_stage_seconds_bucket{le="+Inf",stage="llm"}'] == 1
     assert samples['jetvoice_errors_total{stage="llm"}'] == 1
-    assert samples['jetvoice_x{model="c"}'] == 1234567
-    assert text.count("# TYPE jetvoice_x gauge") == 1
-    assert 'jetvoice_x{model="a\\"b"} 3' in text
+    assert samples["jetvoice_turns_total"] == 1
+    assert samples['jetvoice_sessions_refused_total{reason="odd \\"reason\\""}'] == 1
+    assert text.count("# TYPE jetvoice_stage_seconds histogram") == 1
+    # The process's own, from prometheus_client's process collector (Linux /proc).
+    assert samples["process_resident_memory_bytes"] > 0
+    assert samples["process_open_fds"] > 0
+
+
+def test_each_runtime_counts_in_its_own_registry() -> None:
+    first, second = Metrics(), Metrics()
+    first.session_started()
+    assert _samples(first.render().decode())["jetvoice_sessions_active"] == 1
+    assert _samples(second.render().decode())["jetvoice_sessions_active"] == 0
+    second.session_ended()
+    assert _samples(second.render().decode())["jetvoice_sessions_active"] == 0

@@ -85,8 +85,11 @@ class Harness:
         sid: str = response.json()["session_id"]
         return sid
 
-    def refused(self, reason: str) -> int:
-        return self.runtime.metrics.sessions_refused.get(reason, 0)
+    def refused(self, reason: str) -> float:
+        sample = self.runtime.metrics.registry.get_sample_value(
+            "jetvoice_sessions_refused_total", {"reason": reason}
+        )
+        return sample or 0.0
 
 
 @pytest_asyncio.fixture
