@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import IO, BinaryIO
 
 from tqdm import tqdm
 
+from models.atomic_write import Written, atomic_write
 from models.store import ModelStore, Problem
 
 MANIFEST = "MANIFEST.json"
@@ -90,33 +89,26 @@ def pack(
             for e in entries
         ],
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
     total = sum(e.size for e in entries)
-    try:
-        os.fchmod(fd, 0o644)
-        with (
-            os.fdopen(fd, "wb") as raw,
-            tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as tar,
-            _bar(total, "pack", progress) as bar,
-        ):
-            data = json.dumps(manifest, indent=1).encode()
-            tar.addfile(_info(MANIFEST, len(data)), io.BytesIO(data))
-            for entry in entries:
-                path = store.file(entry.model_id, entry.name)
-                with path.open("rb") as fh:
-                    hashing = _HashingReader(fh, bar.update)
-                    tar.addfile(_info(entry.member, entry.size), hashing)
-                if hashing.hexdigest() != entry.sha256:
-                    raise ArchiveError(
-                        f"{entry.model_id}/{entry.name} changed while it was packed "
-                        f"(sha256 {hashing.hexdigest()}, expected {entry.sha256})"
-                    )
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # The archive itself is checked member by member below; its own digest pins nothing. A
+    # streaming tar only writes to its file (typeshed asks for a seekable, readable one).
+    with (
+        atomic_write(output, suffix=".tmp") as out,
+        tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,  # type: ignore[call-overload]
+        _bar(total, "pack", progress) as bar,
+    ):
+        data = json.dumps(manifest, indent=1).encode()
+        tar.addfile(_info(MANIFEST, len(data)), io.BytesIO(data))
+        for entry in entries:
+            path = store.file(entry.model_id, entry.name)
+            with path.open("rb") as fh:
+                hashing = _HashingReader(fh, bar.update)
+                tar.addfile(_info(entry.member, entry.size), hashing)
+            if hashing.hexdigest() != entry.sha256:
+                raise ArchiveError(
+                    f"{entry.model_id}/{entry.name} changed while it was packed "
+                    f"(sha256 {hashing.hexdigest()}, expected {entry.sha256})"
+                )
     say(f"packed {len(ids)} models, {len(entries)} files, {total / 2**20:,.1f} MiB into {output}")
     return entries
 
@@ -269,29 +261,17 @@ def _read_manifest(
 def _install(
     entry: ArchivedFile, source: IO[bytes], store: ModelStore, seen: Callable[[int], object]
 ) -> None:
-    dest = store.path(entry.model_id) / entry.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-    tmp = Path(tmp_name)
-    digest = hashlib.sha256()
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            while chunk := source.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                seen(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != entry.sha256:
+    def check(written: Written) -> None:
+        if written.sha256 != entry.sha256:
             raise ArchiveError(
                 f"{entry.model_id}/{entry.name} is corrupted in the archive: sha256 "
-                f"{digest.hexdigest()}, the manifest says {entry.sha256}"
+                f"{written.sha256}, the manifest says {entry.sha256}"
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    with atomic_write(store.path(entry.model_id) / entry.name, check=check) as out:
+        while chunk := source.read(CHUNK):
+            out.write(chunk)
+            seen(len(chunk))
     spec = {f.name: f for f in store.model(entry.model_id).files}.get(entry.name)
     if spec is not None:
         store.record_verified(entry.model_id, spec)

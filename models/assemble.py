@@ -1,16 +1,13 @@
 """Writing one model file from its parts: concatenation, or packing Kokoro voices into an .npz.
 
-Every writer goes to a temporary file in the destination directory, is checked against the
-catalog's size and sha256, and only then renamed into place, so a failed or interrupted pull
-never leaves a file that looks complete.
+Every writer goes through :func:`models.atomic_write.atomic_write`: a temporary file in the
+destination directory, checked against the catalog's size and sha256, and only then renamed into
+place, so a failed or interrupted pull never leaves a file that looks complete.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,9 +18,9 @@ import numpy as np
 from numpy.lib import format as npy_format
 from tqdm import tqdm
 
+from models.atomic_write import PARTIAL_SUFFIX, Written, atomic_write
+
 CHUNK = 1 << 20
-PARTIAL_SUFFIX = ".partial"
-FILE_MODE = 0o644
 # Each kokoro-js voice .bin is raw float32: 510 style vectors (one per token count) x 1 x 256.
 VOICE_SHAPE = (510, 1, 256)
 VOICE_BYTES = 510 * 256 * 4
@@ -47,47 +44,18 @@ class Sink(Protocol):
 def atomic_output(dest: Path, *, size: int, sha256: str, label: str) -> Iterator[Sink]:
     """Yield a writable temp file next to ``dest``; on success, check it and rename it to ``dest``.
 
-    The check re-reads nothing: the bytes are hashed as they are written. A mismatch (or any
-    exception) deletes the temp file and leaves ``dest`` as it was.
+    A mismatch (or any exception) deletes the temp file and leaves ``dest`` as it was.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=PARTIAL_SUFFIX)
-    tmp = Path(tmp_name)
-    try:
-        # mkstemp makes 0600 files; weights must stay readable by a service running as another user.
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as raw:
-            hashing = _HashingWriter(raw)
-            yield hashing
-            raw.flush()
-            os.fsync(raw.fileno())
-        if hashing.size != size or hashing.hexdigest() != sha256:
+
+    def check(written: Written) -> None:
+        if written.size != size or written.sha256 != sha256:
             raise AssemblyError(
-                f"{label}: assembled {hashing.size:,} B with sha256 {hashing.hexdigest()}, "
+                f"{label}: assembled {written.size:,} B with sha256 {written.sha256}, "
                 f"the catalog expects {size:,} B with sha256 {sha256}"
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
-
-class _HashingWriter:
-    """A write-only sink that hashes and counts what passes through it to a file."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self._inner = inner
-        self._digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes, /) -> int:
-        self._digest.update(data)
-        self._inner.write(data)
-        self.size += len(data)
-        return len(data)
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
+    with atomic_write(dest, check=check) as sink:
+        yield sink
 
 
 def concat_streams(

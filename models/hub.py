@@ -229,5 +229,4 @@ class HubClient:
             raise HubError(
                 f"{url}: got {got:,} B, expected {size:,} B; run the pull again to resume"
             )
-        os.chmod(tmp, 0o644)
         return tmp

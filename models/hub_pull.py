@@ -8,11 +8,11 @@ sourced sha256 where the catalog has one), and recorded in ``<models-dir>/.hub-r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from models.atomic_write import Written, install_file
 from models.hub import HubClient, HubError, RemoteFile
 from models.lock import (
     LOCK_PATH,
@@ -45,14 +45,15 @@ def pull_pinned(
     tmp = client.download(
         client.url(part), dest, size=spec.size, progress=progress, label=f"{model.id}/{spec.name}"
     )
-    actual = sha256_file(tmp, progress=progress, label=f"{model.id}/{spec.name}")
-    if actual != spec.sha256:
-        tmp.unlink(missing_ok=True)
-        raise HubError(
-            f"model {model.id}, file {spec.name}: downloaded sha256 {actual}, the catalog pins "
-            f"{spec.sha256}; the partial download was deleted"
-        )
-    os.replace(tmp, dest)
+
+    def check(written: Written) -> None:
+        if written.sha256 != spec.sha256:
+            raise HubError(
+                f"model {model.id}, file {spec.name}: downloaded sha256 {written.sha256}, the "
+                f"catalog pins {spec.sha256}; the partial download was deleted"
+            )
+
+    install_file(tmp, dest, check=check, progress=progress, label=f"{model.id}/{spec.name}")
     store.record_verified(model.id, spec)
 
 
@@ -113,29 +114,27 @@ def _fetch_unpinned(
     dest = store.path(model.id) / part.file
     size = remote.size if remote is not None and remote.size > 0 else None
     tmp = client.download(client.url(part), dest, size=size, progress=progress, label=label)
-    actual = sha256_file(tmp, progress=progress, label=label)
     checks: list[str] = []
-    try:
+
+    def check(written: Written) -> None:
         if sourced is not None:
-            if actual != sourced:
+            if written.sha256 != sourced:
                 raise HubError(
-                    f"{label}: sha256 {actual} differs from the catalog's {sourced} "
+                    f"{label}: sha256 {written.sha256} differs from the catalog's {sourced} "
                     f"({sourced_from})"
                 )
             checks.append(f"matched the catalog's sha256 ({sourced_from})")
         if remote is not None:
-            checks.append(remote.check(tmp, actual))
+            checks.append(remote.check(written.path, written.sha256))
         if not checks:
             raise HubError(
                 f"{label}: neither the catalog nor the hub states a digest for it; not accepted"
             )
-    except HubError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dest)
+
+    written = install_file(tmp, dest, check=check, progress=progress, label=label)
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     return LockedFile(
-        part.file, dest.stat().st_size, actual, f"pulled {when}; " + "; ".join(checks)
+        part.file, written.size, written.sha256, f"pulled {when}; " + "; ".join(checks)
     )
 
 
