@@ -186,15 +186,16 @@ class AgentRuntime:
                 ) from error
 
     async def close(self) -> None:
-        """Stop the LLM server, then close the history. Idempotent."""
+        """Stop the LLM supervisor and server, then close the history. Idempotent."""
         if self._closed:
             return
         self._closed = True
         self.ready = False
-        await self.llm_server.close()
+        # The supervisor first: one caught mid-restart would start a new server after close.
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
+        await self.llm_server.close()
         if self._pruner is not None:
             self._pruner.cancel()
             await asyncio.gather(self._pruner, return_exceptions=True)
