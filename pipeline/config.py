@@ -182,6 +182,9 @@ class LLMConfig:
     # Longest wait for the first token, and between streamed chunks, before the turn is
     # answered with a spoken apology instead.
     request_timeout_secs: float = 10.0
+    # Longest a turn waits in line for a server that serves one request at a time (llama.cpp;
+    # services.llm_gate) before the apology; the request's own timeout starts after it.
+    queue_timeout_secs: float = 60.0
     # Send the server the coming turn's prompt as soon as the STT has an early transcript (one
     # token, in the background), so the turn's own request finds it in the prefix cache.
     prefill: bool = True
@@ -193,6 +196,15 @@ class LLMConfig:
     cpu_nice: int = 0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     extra_server_args: tuple[str, ...] = ()
+
+    @property
+    def parallel_requests(self) -> int | None:
+        """How many requests the server works on at once; None: as many as it is sent.
+
+        llama-cpp-python's server runs one request at a time and keeps the rest waiting
+        without a byte of answer; vLLM batches; an external server's policy is its own.
+        """
+        return 1 if self.server == "llamacpp" else None
 
 
 @dataclass(frozen=True)

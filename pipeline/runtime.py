@@ -18,6 +18,7 @@ from pipeline.config import AgentConfig
 from pipeline.conversation_store import ConversationWriter
 from pipeline.metrics import Metrics
 from pipeline.tools.schemas import openai_tools
+from services.llm_gate import LLMGate
 from services.llm_server import LLMEndpoint, LLMServer
 from services.stt import WhisperEngine
 from services.tts import KokoroEngine
@@ -43,6 +44,8 @@ class AgentRuntime:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.llm_server = LLMServer(config.llm)
+        # Every session's turns line up here for a server that serves one at a time.
+        self.llm_gate = LLMGate(config.llm.parallel_requests, config.llm.queue_timeout_secs)
         self.whisper: WhisperEngine | None = None
         self.kokoro: KokoroEngine | None = None
         self.timings = StartupTimings()
@@ -104,7 +107,12 @@ class AgentRuntime:
             )
             self.timings.warm_up = time.perf_counter() - warm_started
         self.timings.total = time.perf_counter() - started
-        self._supervisor = asyncio.create_task(self.llm_server.supervise(), name="llm-supervisor")
+        # A restarted server reads the system prompt again before it says it is back, so the
+        # first turn after a crash is not the one that pays for it.
+        self._supervisor = asyncio.create_task(
+            self.llm_server.supervise(on_back=self._warm_llm if self.config.warmup else None),
+            name="llm-supervisor",
+        )
         if self.config.warmup and self.config.tts.opener_phrases:
             # After ready, not before: the server answers at once, and the first turns find
             # more of the openers cached as the seconds pass.

@@ -259,6 +259,7 @@ def health_report(runtime: AgentRuntime, sessions: SessionManager) -> dict[str, 
         "llm": {
             "server": runtime.config.llm.server,
             "running": runtime.llm_server.running,
+            "serving": runtime.llm_server.serving,
             "restarts": runtime.llm_server.restarts,
         },
         "tasks": len(asyncio.all_tasks()),

@@ -194,7 +194,7 @@ def build_worker(
     shorten_audio_jitter_buffers(connection.pc)
     send_low_delay_opus(connection.pc)
     aggregators = user_turn_aggregators(config)
-    llm = create_llm_service(config.llm, runtime.llm_endpoint)
+    llm = create_llm_service(config.llm, runtime.llm_endpoint, runtime.llm_gate)
     install_tools(llm, aggregators.user().context, config.tools, session_id)
     processors: list[FrameProcessor] = [
         transport.input(),
@@ -258,7 +258,7 @@ def _stock_worker(
         _watchdog(connection, runtime, session_id),
         stt,
         aggregators.user(),
-        create_llm_service(config.llm, runtime.llm_endpoint),
+        create_llm_service(config.llm, runtime.llm_endpoint, runtime.llm_gate),
         ThinkFilter(),
         tts,
         transport.output(),

@@ -19,6 +19,7 @@ from pipecat.utils.errors import ErrorCategory
 from pipecat.utils.types import assert_given, is_given
 
 from pipeline.config import LLMConfig
+from services.llm_gate import LLMGate
 from services.llm_server import LLMEndpoint
 from services.text_tool_calls import TextToolCallStream
 
@@ -36,12 +37,17 @@ class LocalLLMService(OpenAILLMService):
 
     supports_developer_role = False
 
-    def __init__(self, *, request_timeout_secs: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *, request_timeout_secs: float, gate: LLMGate | None = None, **kwargs: Any
+    ) -> None:
         self._request_timeout_secs = request_timeout_secs
+        # Shared by every session of the agent (services.llm_gate); None: no queue.
+        self._gate = gate or LLMGate(None, 0.0)
         super().__init__(**kwargs)
         self._response_complete = False
         self._prefill_task: asyncio.Task[None] | None = None
         self.prefills = 0
+        self.prefills_skipped = 0
 
     def prefill(self, context: LLMContext, text: str) -> None:
         """Have the server read the prompt of a turn not ended yet, in the background.
@@ -50,7 +56,8 @@ class LocalLLMService(OpenAILLMService):
         transcript, ``services.early_transcript``): the request the turn then makes starts with
         the same tokens, so the server finds them all in its prefix cache, and the first token
         costs one step instead of the whole new turn's prompt. A prefill that turns out wrong
-        (the user went on) only cost the server's idle time. One at a time.
+        (the user went on) only cost the server's idle time. One at a time, and only to a
+        server with nothing else to do (services.llm_gate).
         """
         if self._prefill_task is not None and not self._prefill_task.done():
             return
@@ -65,12 +72,16 @@ class LocalLLMService(OpenAILLMService):
         # The same prompt as the turn's request; one token, nothing streamed.
         params.update(stream=False, max_tokens=1)
         params.pop("stream_options", None)
-        try:
-            await asyncio.wait_for(
-                self._client.chat.completions.create(**params), self._request_timeout_secs
-            )
-        except (OpenAIError, TimeoutError) as error:
-            logger.debug(f"{self}: prefill failed: {error!r}")
+        async with self._gate.if_idle() as idle:
+            if not idle:
+                self.prefills_skipped += 1
+                return
+            try:
+                await asyncio.wait_for(
+                    self._client.chat.completions.create(**params), self._request_timeout_secs
+                )
+            except (OpenAIError, TimeoutError) as error:
+                logger.debug(f"{self}: prefill failed: {error!r}")
 
     async def get_llm_invocation_params_for(self, context: LLMContext) -> Any:
         """The messages/tools part of a request for ``context``, as the base class builds it."""
@@ -98,7 +109,9 @@ class LocalLLMService(OpenAILLMService):
 
     async def _process_context(self, context: Any) -> None:
         self._response_complete = False
-        await super()._process_context(context)
+        # In line for the server first: the request's own timeout then bounds only its work.
+        async with self._gate.turn():
+            await super()._process_context(context)
         self._response_complete = True
 
     async def push_frame(
@@ -160,8 +173,10 @@ class LocalLLMService(OpenAILLMService):
         )
 
 
-def create_llm_service(config: LLMConfig, endpoint: LLMEndpoint) -> LocalLLMService:
-    """Build a per-session LLM service pointed at ``endpoint``."""
+def create_llm_service(
+    config: LLMConfig, endpoint: LLMEndpoint, gate: LLMGate | None = None
+) -> LocalLLMService:
+    """Build a per-session LLM service pointed at ``endpoint``, in line at ``gate``."""
     settings = LocalLLMService.Settings(
         model=endpoint.model,
         temperature=config.temperature,
@@ -175,4 +190,5 @@ def create_llm_service(config: LLMConfig, endpoint: LLMEndpoint) -> LocalLLMServ
         base_url=endpoint.base_url,
         settings=settings,
         request_timeout_secs=config.request_timeout_secs,
+        gate=gate,
     )

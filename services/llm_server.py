@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +144,8 @@ class LLMServer:
         self._endpoint: LLMEndpoint | None = None
         self._command: list[str] = []
         self.restarts = 0
+        # Serving requests: started, or back after a restart (and warmed, when asked to).
+        self.serving = False
 
     @property
     def endpoint(self) -> LLMEndpoint:
@@ -175,6 +178,7 @@ class LLMServer:
             await self._spawn()
             self._endpoint = LLMEndpoint(f"http://127.0.0.1:{port}/v1", config.model, "local")
         await self._wait_ready(config.start_timeout_secs)
+        self.serving = True
         return self._endpoint
 
     async def _spawn(self) -> None:
@@ -199,11 +203,12 @@ class LLMServer:
         )
         log.close()
 
-    async def supervise(self) -> None:
+    async def supervise(self, on_back: Callable[[], Awaitable[None]] | None = None) -> None:
         """Restart a managed server whenever it dies, until :meth:`close`.
 
         The endpoint keeps its port, so sessions' clients reconnect by themselves; turns that
-        hit the gap get the spoken apology.
+        hit the gap get the spoken apology. ``on_back`` (a warm-up) runs after each restart,
+        before :attr:`serving` says the server is back.
         """
         if self._config.server == "external":
             return
@@ -212,6 +217,7 @@ class LLMServer:
             code = await self._process.wait()
             if self._closed:
                 return
+            self.serving = False
             self.restarts += 1
             logger.error(
                 f"the {self._config.server} LLM server exited with {code}; restarting in "
@@ -223,6 +229,13 @@ class LLMServer:
             try:
                 await self._spawn()
                 await self._wait_ready(self._config.start_timeout_secs)
+                if on_back is not None:
+                    try:
+                        await on_back()
+                    except LLMServerError as error:
+                        # Turns will find out; a server that died in it is restarted next.
+                        logger.warning(f"the restarted LLM server's warm-up failed: {error}")
+                self.serving = self.running
                 logger.info(f"the {self._config.server} LLM server is back")
                 backoff = 1.0
             except LLMServerError as error:

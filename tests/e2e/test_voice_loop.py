@@ -87,7 +87,9 @@ async def test_a_killed_llm_server_is_restarted_and_the_conversation_goes_on(
     async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
         while time.monotonic() < deadline:
             llm = (await client.get(f"{agent.base_url}/health")).json()["llm"]
-            if llm["running"] and llm["restarts"] >= 1:
+            # Back and warmed again, not only spawned: a process that is not listening yet
+            # answers the turn with the apology.
+            if llm["serving"] and llm["restarts"] >= 1:
                 break
             await asyncio.sleep(0.5)
         else:

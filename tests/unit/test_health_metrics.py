@@ -71,7 +71,13 @@ async def test_health_reports_models_llm_sessions_and_tasks_to_this_machine() ->
     assert health["models"]["whisper"]["loaded"] is False  # never loaded in this test
     assert set(health["models"]) == {"whisper", "kokoro"}
     assert set(health["models"]["kokoro"]) == {"loaded", "loads"}
-    assert health["llm"] == {"server": "external", "running": True, "restarts": 0}
+    # Never started in this test, so not serving yet.
+    assert health["llm"] == {
+        "server": "external",
+        "running": True,
+        "serving": False,
+        "restarts": 0,
+    }
     assert health["sessions"] == {"active": 0, "max": 1, "peers": 0, "guests": 0}
     assert health["tasks"] >= 1
 

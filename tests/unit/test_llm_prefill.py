@@ -14,6 +14,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 
 from pipeline.config import LLMConfig
 from services.llm import create_llm_service
+from services.llm_gate import LLMGate
 from services.llm_server import LLMEndpoint
 
 
@@ -53,10 +54,11 @@ class _Recorder:
         )
 
 
-def _service(recorder: _Recorder) -> Any:
+def _service(recorder: _Recorder, gate: LLMGate | None = None) -> Any:
     llm = create_llm_service(
         LLMConfig(system_prompt="You are a test."),
         LLMEndpoint(base_url="http://127.0.0.1:9/v1", model="local", api_key="k"),
+        gate,
     )
     llm._client = AsyncOpenAI(
         api_key="k",
