@@ -159,6 +159,8 @@ class TTSConfig:
     # Longest one synthesized batch (up to 510 phonemes) may take before the utterance is
     # given up with an error.
     timeout_secs: float = 15.0
+    # Longest a piece waits for other sessions' pieces ahead of it (one synthesis at a time).
+    queue_timeout_secs: float = 60.0
     # Off by default: with an opener played at once, the wait for the next piece became a
     # pause inside the answer (over 1.5 s on two loaded cores). ``DEFAULT_OPENERS`` turns it on.
     opener_phrases: tuple[str, ...] = ()

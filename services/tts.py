@@ -8,9 +8,10 @@ gets a light :class:`KokoroTTSService` that streams the shared engine's output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import Executor
 from typing import Any, ClassVar
 
@@ -66,7 +67,11 @@ class KokoroEngine:
         type(self).loads += 1
         self.config = config
         self.executor = executor
+        # One synthesis at a time across sessions (see synthesize): the lock holds the model,
+        # the line orders the sessions' pieces so that a piece's timeout is its own synthesis,
+        # not the wait behind another session's.
         self._synthesis_lock = threading.Lock()
+        self._line = asyncio.Lock()
         started = time.perf_counter()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -105,6 +110,17 @@ class KokoroEngine:
                 text, voice=voice or self.config.voice, speed=self.config.speed, lang="en-us"
             )
         return audio
+
+    @contextlib.asynccontextmanager
+    async def in_line(self) -> AsyncIterator[None]:
+        """Wait for the syntheses ahead (TimeoutError after ``queue_timeout_secs``), then hold
+        the engine for one :meth:`synthesize_async`."""
+        async with asyncio.timeout(self.config.queue_timeout_secs):
+            await self._line.acquire()
+        try:
+            yield
+        finally:
+            self._line.release()
 
     async def synthesize_async(self, text: str) -> np.ndarray:
         """:meth:`synthesize` in the configured voice, on the engine's executor."""
@@ -213,7 +229,11 @@ class KokoroTTSService(TTSService):
         (pipeline.compute_priority).
         """
         config = self._engine.config
-        # A synthesis that never returns must not leave the bot silent mid-answer.
-        samples = await asyncio.wait_for(self._engine.synthesize_async(text), config.timeout_secs)
+        # A synthesis that never returns must not leave the bot silent mid-answer; the bound is
+        # this piece's own synthesis, after the other sessions' pieces ahead of it.
+        async with self._engine.in_line():
+            samples = await asyncio.wait_for(
+                self._engine.synthesize_async(text), config.timeout_secs
+            )
         await self.stop_ttfb_metrics()
         yield self._audio_frame(trim_leading_quiet(samples, config.sample_rate), context_id)

@@ -6,6 +6,8 @@ tested against a recording worker and connection.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -87,6 +89,10 @@ class _BrokenKokoro:
 
     def prerendered(self, text: str) -> None:
         return None
+
+    @contextlib.asynccontextmanager
+    async def in_line(self) -> AsyncIterator[None]:
+        yield
 
     async def synthesize_async(self, text: str) -> Any:
         raise RuntimeError("injected synthesis failure")

@@ -7,8 +7,10 @@ The services are the real ones; the engines behind them hang in their worker thr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -27,7 +29,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from services.stt import WhisperSTTService
-from services.tts import KokoroTTSService
+from services.tts import KokoroEngine, KokoroTTSService
 
 TIMEOUT_S = 0.3
 
@@ -88,6 +90,10 @@ class _HungKokoro:
     def prerendered(self, text: str) -> None:
         return None
 
+    @contextlib.asynccontextmanager
+    async def in_line(self) -> AsyncIterator[None]:
+        yield
+
     async def synthesize_async(self, text: str) -> np.ndarray:
         self.calls += 1
         if self.calls > 1:
@@ -130,6 +136,10 @@ class _SlowKokoro:
     def prerendered(self, text: str) -> None:
         return None
 
+    @contextlib.asynccontextmanager
+    async def in_line(self) -> AsyncIterator[None]:
+        yield
+
     async def synthesize_async(self, text: str) -> np.ndarray:
         await asyncio.sleep(SLOW_FIRST_PIECE_S)
         return np.full(2400, 0.1, dtype=np.float32)
@@ -154,3 +164,46 @@ async def test_a_slow_first_piece_is_no_error() -> None:
     errors = [f.error for f in up if isinstance(f, ErrorFrame)]
     assert errors == [], errors
     assert any(isinstance(f, TTSAudioRawFrame) for f in down), "the piece was not played"
+
+
+PIECE_S = 0.6
+
+
+class _SharedKokoro:
+    """One engine for two sessions whose model synthesizes one piece at a time, each inside
+    the bound, two together past it (the engine's own line, KokoroEngine.in_line, is real)."""
+
+    config = SimpleNamespace(
+        sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=1.0, queue_timeout_secs=10.0
+    )
+    in_line = KokoroEngine.in_line
+
+    def __init__(self) -> None:
+        self._line = asyncio.Lock()
+        self._model = asyncio.Lock()
+
+    def prerendered(self, text: str) -> None:
+        return None
+
+    async def synthesize_async(self, text: str) -> np.ndarray:
+        async with self._model:
+            await asyncio.sleep(PIECE_S)
+        return np.full(2400, 0.1, dtype=np.float32)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_piece_waiting_for_another_sessions_is_not_timed_out() -> None:
+    """Two sessions speak at once: the second piece waits a whole synthesis for the first, and
+    its bound counts only its own (a caller heard nothing when the wait counted)."""
+    engine = _SharedKokoro()
+
+    async def session() -> list[str]:
+        tts = KokoroTTSService(engine)  # type: ignore[arg-type]
+        down, up = await run_test(
+            tts, frames_to_send=[TTSSpeakFrame("Hello there."), SleepFrame(sleep=2 * PIECE_S + 0.5)]
+        )
+        assert any(isinstance(f, TTSAudioRawFrame) for f in down), "no audio"
+        return [f.error for f in up if isinstance(f, ErrorFrame)]
+
+    assert await asyncio.gather(session(), session()) == [[], []]
