@@ -28,6 +28,7 @@ from pipeline.ice_policy import loopback_only_ice
 from pipeline.loopback_caller import LoopbackCaller
 from pipeline.tools_cli import HOME_ASSISTANT_TOKEN_ENV
 from services.llm_server import free_loopback_port
+from tests.conftest import keep_log
 from tests.support import fake_home_assistant
 from tests.support.conversation import Reply, ask, fixture_clip, transcribe, wait_out_greeting
 
@@ -97,7 +98,7 @@ def tool_agent(servers: tuple[str, str]) -> Iterator[AgentProcess]:
         yield agent
     finally:
         code = agent.stop()
-        agent.log_path.unlink(missing_ok=True)
+        keep_log(agent, "tool-agent")
         assert code == 0
 
 
@@ -250,4 +251,14 @@ async def test_a_hanging_tool_gets_a_spoken_apology_and_the_next_turn_works(
             await _script(llm_url, None)
             recovered = await ask(caller, question, rate)
             heard = transcribe(recovered.audio, recovered.rate).lower()
-            assert "paris" in heard, f"after the hung tool, the next turn said {heard!r}"
+            # What was heard when, and what the server said when: what a failure is read from.
+            timeline = [
+                (m.type, round(m.received_at - recovered.speech_end, 2))
+                for m in caller.messages
+                if m.received_at > recovered.speech_end - 1.0 and (m.type or "").startswith("bot-")
+            ]
+            spans = utterances(recovered.audio, recovered.rate)
+            assert "paris" in heard, (
+                f"after the hung tool, the next turn said {heard!r}; voiced spans {spans} "
+                f"(s from the first voice - 0.2); messages {timeline}"
+            )

@@ -75,8 +75,15 @@ async def ask(
     # at the end of its audio context), then went quiet: a state, not a length of silence. A
     # pause between two clauses of one answer passed 1.5 s on busy cores, and the reply was cut
     # ("It is sunny and warm" without "in Paris today").
+    # This turn's: the stop that follows its speech's start, never one of an earlier answer
+    # that reached the caller late.
     with contextlib.suppress(TimeoutError):
-        await caller.wait_for_message("bot-tts-stopped", timeout=STOP_BOUND_S, after=speech_end)
+        started = await caller.wait_for_message(
+            "bot-tts-started", timeout=STOP_BOUND_S, after=speech_end
+        )
+        await caller.wait_for_message(
+            "bot-tts-stopped", timeout=STOP_BOUND_S, after=started.received_at
+        )
     await caller.wait_for_silence(quiet_s, timeout=90, after=first_voice)
     audio, audio_rate = caller.received_audio(first_voice - 0.2)
     return Reply(first_voice - speech_end, audio, audio_rate, speech_end, first_voice)
