@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from fastapi import HTTPException
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
@@ -46,6 +47,34 @@ PATCH_TIMEOUT_SECS = 5.0
 CLOSE_TIMEOUT_SECS = 10.0
 # What a session id looks like (ours are 12 hex digits; pipecat's /start hands out the same).
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# How aiortc and aioice refuse what a peer sent: their SDP and candidate parsers raise plain
+# assertion, key, index and value errors, setRemoteDescription its own two.
+_PEER_INPUT_ERRORS = (
+    AssertionError,
+    IndexError,
+    KeyError,
+    ValueError,
+    InvalidAccessError,
+    InvalidStateError,
+)
+_WEBRTC_PACKAGES = ("aiortc", "aioice")
+
+
+def refuses_peer_input(error: BaseException) -> bool:
+    """Whether aiortc or aioice raised ``error`` refusing an offer or candidate the peer sent.
+
+    Anything else that escapes pipecat's handler (its own errors, ours, a bug) is the server's
+    fault, not the request's.
+    """
+    if not isinstance(error, _PEER_INPUT_ERRORS):
+        return False
+    frame = error.__traceback__
+    while frame is not None:
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".", 1)[0] in _WEBRTC_PACKAGES:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 class OfferError(ValueError):
@@ -411,12 +440,17 @@ class SessionManager:
             raise OfferError(error.status_code, str(error.detail), reason="rejected") from error
         except TimeoutError as error:
             raise OfferError(504, "timed out answering the offer", reason="timeout") from error
-        # The offer passed sdp_check, so this is aiortc refusing something it checks beyond
-        # that; its parser raises assertion, key, index and value errors alike.
         except Exception as error:
-            logger.debug(f"[{sid}] rejected offer: {type(error).__name__}: {error}")
+            # An offer that passed sdp_check can still be one aiortc refuses; anything else
+            # is a fault of this server, and must read as one in the log and to the client.
+            if refuses_peer_input(error):
+                logger.debug(f"[{sid}] rejected offer: {type(error).__name__}: {error}")
+                raise OfferError(
+                    400, f"invalid SDP offer ({type(error).__name__})", reason="invalid_offer"
+                ) from error
+            logger.opt(exception=error).error(f"[{sid}] answering the offer failed")
             raise OfferError(
-                400, f"invalid SDP offer ({type(error).__name__})", reason="invalid_offer"
+                500, "the server failed to answer the offer", reason="session_error"
             ) from error
         if answer is None:
             raise OfferError(500, "no SDP answer was produced", reason="session_error")
@@ -433,15 +467,27 @@ class SessionManager:
             raise OfferError(400, "expected JSON {pc_id, candidates}", reason="invalid_patch")
         try:
             candidates = [IceCandidate(**c) for c in body.get("candidates") or []]
-            request = SmallWebRTCPatchRequest(pc_id=body["pc_id"], candidates=candidates)
+        except (TypeError, ValueError) as error:
+            raise OfferError(
+                400, f"invalid ICE candidate ({type(error).__name__})", reason="invalid_patch"
+            ) from error
+        request = SmallWebRTCPatchRequest(pc_id=body["pc_id"], candidates=candidates)
+        try:
             await asyncio.wait_for(self._handler.handle_patch_request(request), PATCH_TIMEOUT_SECS)
         except HTTPException as error:
             raise OfferError(
                 error.status_code, str(error.detail), reason="invalid_patch"
             ) from error
+        except TimeoutError as error:
+            raise OfferError(504, "timed out adding the candidates", reason="timeout") from error
         except Exception as error:
+            if refuses_peer_input(error):
+                raise OfferError(
+                    400, f"invalid ICE candidate ({type(error).__name__})", reason="invalid_patch"
+                ) from error
+            logger.opt(exception=error).error(f"adding ICE candidates to {request.pc_id} failed")
             raise OfferError(
-                400, f"invalid ICE candidate ({type(error).__name__})", reason="invalid_patch"
+                500, "the server failed to add the candidates", reason="session_error"
             ) from error
 
     async def _run_then_release(self, session: Coroutine[Any, Any, None], party: Party) -> None:

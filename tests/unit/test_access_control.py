@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from aiortc.sdp import SessionDescription
 from cryptography import x509
 from loguru import logger
 
@@ -478,22 +479,50 @@ async def test_the_token_never_reaches_the_logs(captured_logs: list[str]) -> Non
     assert TOKEN not in repr(harness.runtime.config)
 
 
+class _AiortcRefuses(SpyHandler):
+    """Answers every offer the way aiortc refuses an SDP it cannot parse."""
+
+    async def handle_web_request(
+        self, request: Any, webrtc_connection_callback: Callable[[Any], Awaitable[None]]
+    ) -> dict[str, str]:
+        self.offers += 1
+        SessionDescription.parse("v=0\r\na=fingerprint:\r\n")
+        raise AssertionError("unreachable: aiortc refuses that SDP")
+
+
+class _Broken(SpyHandler):
+    """Fails every offer the way a bug in the server (or in pipecat) would."""
+
+    async def handle_web_request(
+        self, request: Any, webrtc_connection_callback: Callable[[Any], Awaitable[None]]
+    ) -> dict[str, str]:
+        self.offers += 1
+        raise RuntimeError("a bug, not the offer's fault")
+
+
 @pytest.mark.asyncio
 async def test_a_refused_or_failed_offer_frees_its_place() -> None:
     """With max_sessions=1, offers that produced no session never block the next one."""
+    for handler, status in ((_AiortcRefuses(), 400), (_Broken(), 500)):
+        harness = Harness(lan_server(max_sessions=1))
+        harness.app = create_app(harness.runtime, sessions=SessionManager(harness.runtime, handler))
+        async with harness.client() as client:
+            for _ in range(3):
+                response = await client.post("/api/offer", json=OFFER, headers=AUTH)
+                assert response.status_code == status, response.text
+        assert handler.offers == 3
 
-    class FailingHandler(SpyHandler):
-        async def handle_web_request(
-            self, request: Any, webrtc_connection_callback: Callable[[Any], Awaitable[None]]
-        ) -> dict[str, str]:
-            self.offers += 1
-            raise ValueError("malformed SDP")
 
-    harness = Harness(lan_server(max_sessions=1))
-    failing = FailingHandler()
-    harness.app = create_app(harness.runtime, sessions=SessionManager(harness.runtime, failing))
+@pytest.mark.asyncio
+async def test_a_server_fault_answering_an_offer_is_a_logged_500_not_an_invalid_sdp(
+    captured_logs: list[str],
+) -> None:
+    harness = Harness(lan_server())
+    harness.app = create_app(harness.runtime, sessions=SessionManager(harness.runtime, _Broken()))
     async with harness.client() as client:
-        for _ in range(3):
-            response = await client.post("/api/offer", json=OFFER, headers=AUTH)
-            assert response.status_code == 400, response.text
-    assert failing.offers == 3
+        response = await client.post("/api/offer", json=OFFER, headers=AUTH)
+    assert response.status_code == 500, response.text
+    assert "invalid SDP" not in response.text
+    failure = [line for line in captured_logs if "answering the offer failed" in line]
+    assert failure and "ERROR" in failure[0], captured_logs
+    assert "a bug, not the offer's fault" in "\n".join(captured_logs)  # the traceback
