@@ -88,20 +88,33 @@ def is_offer_request(method: str, path: str) -> bool:
     )
 
 
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1 (a Host header value, with or without port)."""
-    if not host:
-        return False
+def _hostname(host: str) -> str | None:
+    """The name or address in a bind address or ``Host`` value, without brackets or port."""
+    bare = host.strip()
     try:
-        hostname = urlsplit(f"//{host}").hostname
+        return str(ipaddress.ip_address(bare.strip("[]")))
     except ValueError:
+        pass  # a name, or an address with a port
+    try:
+        return urlsplit(f"//{bare}").hostname  # lower case
+    except ValueError:
+        return None
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether a host names this machine only: ``localhost`` in any case (and names under
+    ``.localhost``, which browsers and resolvers keep on loopback), 127.0.0.0/8 or ::1.
+
+    The one check for bind addresses and ``Host`` header values alike: bare or bracketed IPv6,
+    with or without a port.
+    """
+    name = _hostname(host) if host else None
+    if name is None:
         return False
-    if hostname is None:
-        return False
-    if hostname == "localhost" or hostname.endswith(".localhost"):
+    if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(hostname).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
 

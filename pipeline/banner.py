@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from pipeline.access import is_loopback_host
 from pipeline.certs import CertReport
 from pipeline.config import ServerConfig
 from pipeline.pairing import pairing_url, qr_terminal, token_path
-from pipeline.profiles import is_loopback_host
 
 
 def certs_summary(report: CertReport) -> str:

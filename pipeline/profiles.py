@@ -10,6 +10,7 @@ from pathlib import Path
 
 from models.paths import profile_paths
 from models.store import ModelStore
+from pipeline.access import is_loopback_host
 from pipeline.certs import CertReport, default_state_dir, ensure_certificates
 from pipeline.config import (
     DEFAULT_COMPUTE_NICE,
@@ -37,16 +38,6 @@ DEFAULT_MAX_SESSIONS = {"cpu": 2, "cuda": 4}
 
 class InsecureBindError(ValueError):
     """Plain HTTP on an address other devices can reach."""
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether a bind address serves this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind_security(host: str, *, tls: bool) -> None:

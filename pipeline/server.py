@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import ipaddress
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +31,13 @@ from fastapi.staticfiles import StaticFiles
 from loguru import logger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from pipeline.access import AccessGuard, AccessPolicy, check_status_access, client_is_loopback
+from pipeline.access import (
+    AccessGuard,
+    AccessPolicy,
+    check_status_access,
+    client_is_loopback,
+    is_loopback_host,
+)
 from pipeline.certs import public_ca_pem
 from pipeline.config import ServerConfig
 from pipeline.ice_policy import own_machine_ice
@@ -58,18 +63,11 @@ async def _json_body(request: Request) -> Any:
         raise OfferError(400, "the body is not valid JSON", reason="invalid_offer") from error
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def access_policy(server: ServerConfig) -> AccessPolicy:
     """The access rules for a server configuration (token always required off loopback)."""
     return AccessPolicy(
         token=server.pairing_token,
-        require_token=server.require_token or not _is_loopback(server.host),
+        require_token=server.require_token or not is_loopback_host(server.host),
         max_body_bytes=server.max_body_bytes,
         body_timeout_secs=server.body_timeout_secs,
         offer_burst=server.offer_burst,
@@ -122,7 +120,7 @@ def create_app(
         # A server bound to loopback serves this machine only, so its WebRTC talks only to this
         # machine's own addresses, where a browser on this machine calls from (ice_policy.py).
         ice_scope: AbstractContextManager[None] = (
-            own_machine_ice() if _is_loopback(runtime.config.server.host) else nullcontext()
+            own_machine_ice() if is_loopback_host(runtime.config.server.host) else nullcontext()
         )
         with ice_scope:
             async with _running(runtime, sessions, on_ready):

@@ -153,7 +153,7 @@ BREAKS: tuple[Break, ...] = (
         6,
         "ICE gathers on every interface and talks to anyone (no policy on the loopback bind)",
         "pipeline/server.py",
-        "own_machine_ice() if _is_loopback(runtime.config.server.host) else nullcontext()",
+        "own_machine_ice() if is_loopback_host(runtime.config.server.host) else nullcontext()",
         "nullcontext()",
         (E2E_VOICE, FOREIGN_DATAGRAM),
     ),

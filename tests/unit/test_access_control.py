@@ -20,6 +20,7 @@ from aiortc.sdp import SessionDescription
 from cryptography import x509
 from loguru import logger
 
+from pipeline.access import is_loopback_host
 from pipeline.certs import ensure_certificates
 from pipeline.config import AgentConfig, LLMConfig, ServerConfig, STTConfig, TTSConfig
 from pipeline.lan_addresses import LocalNames
@@ -526,3 +527,31 @@ async def test_a_server_fault_answering_an_offer_is_a_logged_500_not_an_invalid_
     failure = [line for line in captured_logs if "answering the offer failed" in line]
     assert failure and "ERROR" in failure[0], captured_logs
     assert "a bug, not the offer's fault" in "\n".join(captured_logs)  # the traceback
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3:8430", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("[::1]:8430", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("localhost:8430", True),
+        ("app.localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.2", False),
+        ("[2001:db8::1]:8430", False),
+        ("localhost.example", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_one_loopback_check_for_bind_addresses_and_host_headers(
+    host: str | None, loopback: bool
+) -> None:
+    """The server's token rule, its ICE policy, the bind check and the banner all use it."""
+    assert is_loopback_host(host) is loopback
