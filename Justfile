@@ -41,7 +41,7 @@ certs *ARGS: setup
 
 # The whole default test suite (unit, loopback, end-to-end, browser), under 15 minutes on 2 cores
 test: setup lint check-jetson browser-deps strace-deps
-    uv run --no-sync pytest --ignore=tests/jetson --durations=25
+    uv run --no-sync pytest --ignore=tests/jetson --durations=25 --junitxml=artifacts/test-results.xml
 
 # Soak (opt-in, ~30 min on 2 cores): 200 real calls against one agent; fails on an RSS slope
 # over 50 KB per session or a task count that does not return to baseline (artifacts/soak.json)
