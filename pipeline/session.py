@@ -56,8 +56,8 @@ from pipeline.shared_transport import SharedTransport
 from pipeline.think_filter import ThinkFilter
 from pipeline.tools.registry import install_tools
 from services.llm import LocalLLMService, create_llm_service
-from services.stt import WhisperSTTService
-from services.tts import KokoroTTSService
+from services.stt import LocalWhisperSTTService
+from services.tts import LocalKokoroTTSService
 
 AUDIO_IN_SAMPLE_RATE = 16000
 
@@ -201,7 +201,7 @@ def build_worker(
         _watchdog(connection, runtime, session_id),
         *([party.mixer] if party is not None else []),
         audio_ingress(config),
-        WhisperSTTService(
+        LocalWhisperSTTService(
             runtime.whisper,
             on_early_transcript=_prefiller(aggregators, llm) if config.llm.prefill else None,
         ),
@@ -211,7 +211,7 @@ def build_worker(
         llm,
         ThinkFilter(),
         EmptyAnswerGuard(llm),
-        KokoroTTSService(runtime.kokoro),
+        LocalKokoroTTSService(runtime.kokoro),
         transport.output(),
         aggregators.assistant(),
     ]

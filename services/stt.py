@@ -125,7 +125,7 @@ class WhisperEngine:
             self._transcribe_full(noise)
 
 
-class WhisperSTTService(SegmentedSTTService):
+class LocalWhisperSTTService(SegmentedSTTService):
     """Per-session STT service: the segment is the user's turn, decoded by the shared engine.
 
     With ``STTConfig.early_transcript_secs`` the turn is transcribed as soon as the voice has

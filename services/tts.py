@@ -2,7 +2,7 @@
 
 pipecat's ``KokoroTTSService`` builds its own model per instance (and downloads it when no
 paths are given). Here one :class:`KokoroEngine` is shared by every session; each session
-gets a light :class:`KokoroTTSService` that streams the shared engine's output.
+gets a light :class:`LocalKokoroTTSService` that streams the shared engine's output.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class KokoroEngine:
 STOP_FRAME_MARGIN_S = 1.0
 
 
-class KokoroTTSService(TTSService):
+class LocalKokoroTTSService(TTSService):
     """Per-session TTS service streaming audio from the shared :class:`KokoroEngine`.
 
     The LLM's text is cut into clauses rather than pipecat's sentences, so the first audio

@@ -1,6 +1,6 @@
 """The early transcript (made once the voice went quiet) hears the same words as the whole turn.
 
-Real Whisper, real recorded speech: each clip goes through the real WhisperSTTService as 20 ms
+Real Whisper, real recorded speech: each clip goes through the real LocalWhisperSTTService as 20 ms
 frames between the VAD's start and stop, with the VAD's 200 ms stop window of room noise after
 it. The transcript must come from the early guess and read as the whole segment does.
 """
@@ -25,7 +25,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from models.paths import profile_paths
 from models.store import ModelStore, ModelUnavailableError, default_models_dir
 from pipeline.config import STTConfig
-from services.stt import WhisperEngine, WhisperSTTService
+from services.stt import LocalWhisperSTTService, WhisperEngine
 from tests.support.ingress import speech_pcm
 
 CLIPS = (
@@ -77,7 +77,7 @@ async def test_the_early_transcript_hears_the_whole_turn(engine: _Recording, nam
     ]
     engine.heard.clear()
     down, _up = await run_test(
-        WhisperSTTService(engine),
+        LocalWhisperSTTService(engine),
         frames_to_send=[
             VADUserStartedSpeakingFrame(),
             *frames,

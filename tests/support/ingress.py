@@ -34,7 +34,7 @@ from pipecat.transports.base_transport import TransportParams
 
 from pipeline.config import AgentConfig
 from pipeline.session import AUDIO_IN_SAMPLE_RATE, audio_ingress, user_turn_aggregators
-from services.stt import WhisperEngine, WhisperSTTService
+from services.stt import LocalWhisperSTTService, WhisperEngine
 from tests.support.conversation import fixture_clip
 
 FRAME_MS = 20
@@ -80,7 +80,7 @@ def turn_chain(
     processors: list[FrameProcessor] = [*before, transport, audio_ingress(config)]
     if probe is not None:
         processors.append(probe)
-    processors += [WhisperSTTService(engine), user_turn_aggregators(config).user()]
+    processors += [LocalWhisperSTTService(engine), user_turn_aggregators(config).user()]
     return Pipeline(processors)
 
 

@@ -1,5 +1,5 @@
 """The turn is transcribed once the voice goes quiet, and that guess is used only if nothing but
-quiet audio followed it (services.early_transcript, in the real WhisperSTTService)."""
+quiet audio followed it (services.early_transcript, in the real LocalWhisperSTTService)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.config import STTConfig
-from services.stt import WhisperSTTService
+from services.stt import LocalWhisperSTTService
 
 RATE = 16000
 FRAME = 320  # 20 ms
@@ -70,7 +70,7 @@ def _quiet(frames: int) -> list[Frame]:
 
 async def _transcripts(engine: _CountingWhisper, frames: list[Frame]) -> list[str]:
     down, _up = await run_test(
-        WhisperSTTService(engine),  # type: ignore[arg-type]
+        LocalWhisperSTTService(engine),  # type: ignore[arg-type]
         frames_to_send=[*frames, SleepFrame(sleep=0.3)],
     )
     return [f.text for f in down if isinstance(f, TranscriptionFrame)]

@@ -24,8 +24,8 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.fallback import APOLOGIES, FailureResponder
-from services.stt import WhisperSTTService
-from services.tts import KokoroTTSService
+from services.stt import LocalWhisperSTTService
+from services.tts import LocalKokoroTTSService
 
 
 class _FlakyWhisper:
@@ -72,7 +72,7 @@ def _turn() -> list[Frame]:
 @pytest.mark.asyncio
 async def test_stt_failure_yields_an_error_and_the_next_turn_is_transcribed() -> None:
     engine = _FlakyWhisper()
-    stt = WhisperSTTService(engine)  # type: ignore[arg-type]
+    stt = LocalWhisperSTTService(engine)  # type: ignore[arg-type]
     down, up = await run_test(stt, frames_to_send=[*_turn(), *_turn()])
     errors = [f for f in up if isinstance(f, ErrorFrame)]
     assert len(errors) == 1 and "speech recognition failed" in errors[0].error
@@ -100,7 +100,7 @@ class _BrokenKokoro:
 
 @pytest.mark.asyncio
 async def test_tts_failure_yields_an_error_frame() -> None:
-    tts = KokoroTTSService(_BrokenKokoro())  # type: ignore[arg-type]
+    tts = LocalKokoroTTSService(_BrokenKokoro())  # type: ignore[arg-type]
     _down, up = await run_test(tts, frames_to_send=[TTSSpeakFrame("Hello."), SleepFrame(sleep=0.3)])
     errors = [f for f in up if isinstance(f, ErrorFrame)]
     assert errors and errors[0].error == "speech synthesis failed: injected synthesis failure"
@@ -132,7 +132,7 @@ async def test_responder_apologises_for_stt_and_llm_but_only_reports_tts() -> No
     FailureResponder(worker, connection, "s1")  # type: ignore[arg-type]
     handler = worker.handlers["on_pipeline_error"]
 
-    stt = WhisperSTTService(_FlakyWhisper())  # type: ignore[arg-type]
+    stt = LocalWhisperSTTService(_FlakyWhisper())  # type: ignore[arg-type]
     await handler(worker, ErrorFrame(error="boom", processor=stt))
     assert [f.text for f in worker.queued if isinstance(f, TTSSpeakFrame)] == [APOLOGIES["stt"]]
     assert connection.sent[-1]["data"]["stage"] == "stt"
@@ -141,7 +141,7 @@ async def test_responder_apologises_for_stt_and_llm_but_only_reports_tts() -> No
     await handler(worker, ErrorFrame(error="boom again", processor=stt))
     assert len(worker.queued) == 1
 
-    tts = KokoroTTSService(_BrokenKokoro())  # type: ignore[arg-type]
+    tts = LocalKokoroTTSService(_BrokenKokoro())  # type: ignore[arg-type]
     await handler(worker, ErrorFrame(error="no voice", processor=tts))
     assert len(worker.queued) == 1, "a broken TTS cannot speak its own apology"
     assert connection.sent[-1]["type"] == "error"

@@ -28,8 +28,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from services.stt import WhisperSTTService
-from services.tts import KokoroEngine, KokoroTTSService
+from services.stt import LocalWhisperSTTService
+from services.tts import KokoroEngine, LocalKokoroTTSService
 
 TIMEOUT_S = 0.3
 
@@ -59,7 +59,7 @@ class _HungWhisper:
 @pytest.mark.timeout(30)
 async def test_a_hung_transcription_ends_the_turn_with_an_error() -> None:
     engine = _HungWhisper()
-    stt = WhisperSTTService(engine)  # type: ignore[arg-type]
+    stt = LocalWhisperSTTService(engine)  # type: ignore[arg-type]
     audio = (np.random.default_rng(2).standard_normal(3200) * 3000).astype(np.int16).tobytes()
     started = time.monotonic()
     try:
@@ -108,7 +108,7 @@ async def _forever() -> None:
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
 async def test_a_hung_synthesis_ends_the_utterance_with_an_error() -> None:
-    tts = KokoroTTSService(_HungKokoro())  # type: ignore[arg-type]
+    tts = LocalKokoroTTSService(_HungKokoro())  # type: ignore[arg-type]
     down, up = await run_test(
         tts,
         frames_to_send=[
@@ -151,7 +151,7 @@ async def test_a_slow_first_piece_is_no_error() -> None:
     """A piece slower than pipecat's 3 s context wait, inside the synthesis bound, is not
     "completed with no audio": that reached the page as an error, and three in a row made
     pipecat mark the TTS unusable for the session."""
-    tts = KokoroTTSService(_SlowKokoro())  # type: ignore[arg-type]
+    tts = LocalKokoroTTSService(_SlowKokoro())  # type: ignore[arg-type]
     down, up = await run_test(
         tts,
         frames_to_send=[
@@ -199,7 +199,7 @@ async def test_a_piece_waiting_for_another_sessions_is_not_timed_out() -> None:
     engine = _SharedKokoro()
 
     async def session() -> list[str]:
-        tts = KokoroTTSService(engine)  # type: ignore[arg-type]
+        tts = LocalKokoroTTSService(engine)  # type: ignore[arg-type]
         down, up = await run_test(
             tts, frames_to_send=[TTSSpeakFrame("Hello there."), SleepFrame(sleep=2 * PIECE_S + 0.5)]
         )
