@@ -1,21 +1,18 @@
 """This machine's addresses and names, as a phone on the LAN would reach it.
 
-Read from the kernel's interface table (``ip -j addr``, a netlink query) and, only where that
-tool is missing, from the resolver's answer for the host name (``/etc/hosts`` first). Nothing
-here sends a packet: no UDP "connect to 8.8.8.8" trick, no mDNS lookup of ``<hostname>.local``.
+Read from the kernel's interface table (``getifaddrs`` through ifaddr, shared with
+:mod:`pipeline.own_addresses`) and, only where that table is empty, from the resolver's answer for
+the host name (``/etc/hosts`` first). Nothing here sends a packet or starts a process: no UDP
+"connect to 8.8.8.8" trick, no mDNS lookup of ``<hostname>.local``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
-import shutil
 import socket
-import subprocess
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from pipeline.own_addresses import IPAddress, interface_addresses
 
 LOOPBACK_ADDRESSES: tuple[IPAddress, ...] = (
     ipaddress.IPv4Address("127.0.0.1"),
@@ -61,40 +58,6 @@ def _sort_key(address: IPAddress) -> tuple[int, int, str]:
     return (address.version, 0 if address.is_private else 1, str(address))
 
 
-def interface_addresses() -> list[IPAddress]:
-    """Every address on a local interface, from ``ip -j addr`` (empty where ``ip`` is missing)."""
-    ip_tool = shutil.which("ip") or next(
-        (p for p in ("/usr/sbin/ip", "/sbin/ip") if shutil.which(p)), None
-    )
-    if ip_tool is None:
-        return []
-    try:
-        result = subprocess.run(
-            [ip_tool, "-j", "addr", "show"], capture_output=True, text=True, timeout=5, check=True
-        )
-        interfaces = json.loads(result.stdout or "[]")
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return []
-    return list(parse_ip_json(interfaces))
-
-
-def parse_ip_json(interfaces: object) -> Iterable[IPAddress]:
-    """The ``local`` addresses of ``ip -j addr`` output; malformed entries are skipped."""
-    if not isinstance(interfaces, list):
-        return
-    for interface in interfaces:
-        if not isinstance(interface, dict):
-            continue
-        for info in interface.get("addr_info") or []:
-            local = info.get("local") if isinstance(info, dict) else None
-            if not isinstance(local, str):
-                continue
-            try:
-                yield ipaddress.ip_address(local.split("%")[0])
-            except ValueError:
-                continue
-
-
 def resolver_addresses(hostname: str) -> list[IPAddress]:
     """The addresses the resolver gives for this host's own name (``/etc/hosts`` first)."""
     try:
@@ -113,9 +76,7 @@ def resolver_addresses(hostname: str) -> list[IPAddress]:
 def local_names(hostname: str | None = None) -> LocalNames:
     """This machine's host name and LAN addresses, best-reachable first."""
     name = hostname or socket.gethostname()
-    addresses = interface_addresses()
-    if not addresses:
-        addresses = resolver_addresses(name)
+    addresses = list(interface_addresses()) or resolver_addresses(name)
     lan = sorted({a for a in addresses if is_lan_address(a)}, key=_sort_key)
     return LocalNames(hostname=name, lan_addresses=tuple(lan))
 

@@ -1,35 +1,52 @@
-"""Local address discovery from `ip -j addr` output (no packets, no resolver)."""
+"""Local address discovery from the interface table (no packets, no process, no resolver)."""
 
 from __future__ import annotations
 
 import ipaddress
-import json
 
-from pipeline.lan_addresses import LocalNames, is_lan_address, parse_ip_json, url_host
+import ifaddr
+import pytest
 
-IP_JSON = json.loads(
-    """[
-  {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"},
-                                 {"family": "inet6", "local": "::1"}]},
-  {"ifname": "wlan0", "addr_info": [{"family": "inet", "local": "192.168.1.23"},
-                                    {"family": "inet6", "local": "fd00::23"},
-                                    {"family": "inet6", "local": "fe80::1%wlan0"}]},
-  {"ifname": "odd", "addr_info": [{"local": 5}, "x", {"local": "not-an-ip"}]},
-  "garbage"
-]"""
-)
+from pipeline.lan_addresses import LocalNames, is_lan_address, local_names, url_host
+
+ADAPTERS = [
+    ifaddr.Adapter(
+        "lo", "lo", [ifaddr.IP("127.0.0.1", 8, "lo"), ifaddr.IP(("::1", 0, 0), 128, "lo")]
+    ),
+    ifaddr.Adapter(
+        "wlan0",
+        "wlan0",
+        [
+            ifaddr.IP("192.168.1.23", 24, "wlan0"),
+            ifaddr.IP(("fd00::23", 0, 0), 64, "wlan0"),
+            ifaddr.IP(("fe80::1", 0, 3), 64, "wlan0"),
+            ifaddr.IP("169.254.3.4", 16, "wlan0"),
+        ],
+    ),
+    ifaddr.Adapter("eth0", "eth0", [ifaddr.IP("10.0.0.5", 8, "eth0")]),
+]
 
 
-def test_parse_ip_json_skips_what_it_cannot_read() -> None:
-    found = list(parse_ip_json(IP_JSON))
-    assert [str(a) for a in found] == ["127.0.0.1", "::1", "192.168.1.23", "fd00::23", "fe80::1"]
-    assert list(parse_ip_json({"not": "a list"})) == []
+def test_lan_addresses_come_from_the_interface_table_private_ipv4_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ifaddr, "get_adapters", lambda: ADAPTERS)
+    names = local_names("box")
+    assert [str(a) for a in names.lan_addresses] == ["10.0.0.5", "192.168.1.23", "fd00::23"]
+
+
+def test_an_empty_interface_table_falls_back_to_the_resolver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ifaddr, "get_adapters", lambda: [])
+    assert [str(a) for a in local_names("localhost").lan_addresses] == []
 
 
 def test_lan_addresses_exclude_loopback_and_link_local() -> None:
-    kept = [str(a) for a in parse_ip_json(IP_JSON) if is_lan_address(a)]
-    assert kept == ["192.168.1.23", "fd00::23"]
     assert not is_lan_address(ipaddress.ip_address("169.254.3.4"))
+    assert not is_lan_address(ipaddress.ip_address("fe80::1"))
+    assert not is_lan_address(ipaddress.ip_address("::1"))
+    assert is_lan_address(ipaddress.ip_address("192.168.1.23"))
 
 
 def test_certificate_addresses_put_the_lan_first_and_always_include_loopback() -> None:
