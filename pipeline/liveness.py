@@ -9,6 +9,9 @@ every second) and the microphone's audio frames (50 a second, silence when muted
 gave neither for ``peer_timeout_secs`` is disconnected, which closes its peer connection and
 ends its pipeline through the transport's usual "client disconnected" path. A peer that never
 connected at all is given up after ``connect_timeout_secs``.
+
+:class:`PeerLiveness` is that rule; the host's pipeline applies it here (:class:`PeerWatchdog`),
+a joined peer's receive loop in :mod:`pipeline.party`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,41 @@ CHECK_INTERVAL_SECS = 1.0
 DISCONNECT_TIMEOUT_SECS = 5.0
 
 
+class PeerLiveness:
+    """Whether a peer is still there: a ping or audio from it within ``peer_timeout_secs``;
+    one that gave neither yet has ``connect_timeout_secs`` from ``started`` to begin."""
+
+    def __init__(
+        self, *, peer_timeout_secs: float, connect_timeout_secs: float, started: float
+    ) -> None:
+        self.peer_timeout_secs = peer_timeout_secs
+        self.connect_timeout_secs = connect_timeout_secs
+        self._started = started
+        self._last_alive: float | None = None
+
+    def heard(self, at: float) -> None:
+        """The peer showed it is there at ``at`` (monotonic seconds): audio, or its connection."""
+        self._last_alive = at if self._last_alive is None else max(self._last_alive, at)
+
+    @property
+    def never_connected(self) -> str:
+        """Why a peer that never connected is given up."""
+        return f"never connected in {self.connect_timeout_secs:.0f} s"
+
+    def verdict(self, connection: SmallWebRTCConnection, now: float) -> str | None:
+        """Why the peer counts as gone at ``now``, or None while it is alive (or may still
+        connect). Its data-channel pings are read from ``connection`` here."""
+        if connection.is_connected():
+            self.heard(now)
+        if self._last_alive is None:
+            return (
+                self.never_connected if now - self._started >= self.connect_timeout_secs else None
+            )
+        if now - self._last_alive >= self.peer_timeout_secs:
+            return f"no ping and no audio for {now - self._last_alive:.0f} s"
+        return None
+
+
 class PeerWatchdog(FrameProcessor):
     """Watches a peer's pings and audio; disconnects it once both stopped for too long."""
 
@@ -49,7 +87,7 @@ class PeerWatchdog(FrameProcessor):
         self._peer_timeout = peer_timeout_secs
         self._connect_timeout = connect_timeout_secs
         self._interval = check_interval_secs
-        self._last_audio: float | None = None
+        self._liveness: PeerLiveness | None = None
         self._task: asyncio.Task[None] | None = None
         self.gone_reason: str | None = None
 
@@ -57,9 +95,16 @@ class PeerWatchdog(FrameProcessor):
         """Note audio arrivals; start watching with the pipeline, stop with it."""
         await super().process_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame):
-            self._last_audio = time.monotonic()
+            if self._liveness is not None:
+                self._liveness.heard(time.monotonic())
         elif isinstance(frame, StartFrame) and self._task is None:
-            self._task = self.create_task(self._watch(), f"{self}::watch")
+            liveness = PeerLiveness(
+                peer_timeout_secs=self._peer_timeout,
+                connect_timeout_secs=self._connect_timeout,
+                started=time.monotonic(),
+            )
+            self._liveness = liveness
+            self._task = self.create_task(self._watch(liveness), f"{self}::watch")
         elif isinstance(frame, (EndFrame, CancelFrame)):
             await self._stop()
         await self.push_frame(frame, direction)
@@ -74,27 +119,10 @@ class PeerWatchdog(FrameProcessor):
         if task is not None and task is not asyncio.current_task():
             await self.cancel_task(task)
 
-    def _verdict(self, started: float, last_alive: float | None, now: float) -> str | None:
-        """Why the peer counts as gone, or None while it is alive (or may still connect)."""
-        if last_alive is None:
-            if now - started >= self._connect_timeout:
-                return f"never connected in {self._connect_timeout:.0f} s"
-            return None
-        if now - last_alive >= self._peer_timeout:
-            return f"no ping and no audio for {now - last_alive:.0f} s"
-        return None
-
-    async def _watch(self) -> None:
-        started = time.monotonic()
-        last_alive: float | None = None
+    async def _watch(self, liveness: PeerLiveness) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            now = time.monotonic()
-            if self._connection.is_connected():
-                last_alive = now
-            if self._last_audio is not None:
-                last_alive = max(last_alive or self._last_audio, self._last_audio)
-            reason = self._verdict(started, last_alive, now)
+            reason = liveness.verdict(self._connection, time.monotonic())
             if reason is not None:
                 break
         self.gone_reason = reason

@@ -8,11 +8,12 @@ the session's input (:mod:`pipeline.audio_mixer`), and the bot's audio and the m
 host's page gets are sent to it as well (:mod:`pipeline.shared_transport`). Everyone hears the
 bot, and the bot hears everyone, as one conversation with one context.
 
-Lifecycle: a guest who hangs up, or vanishes (no ping and no audio for ``peer_timeout_secs``),
-just leaves; the conversation goes on. When the host leaves, the conversation also goes on with
-the guests, as people sharing a conversation expect: it ends only when the last person in it has
-left (``on_empty``), or when the session ends for any other reason (server shutdown, a failed
-pipeline), which disconnects the guests too (:meth:`Party.close`).
+Lifecycle: a guest who hangs up, or vanishes (no ping and no audio for ``peer_timeout_secs``, by
+the host's rule, :class:`pipeline.liveness.PeerLiveness`), just leaves; the conversation goes
+on. When the host leaves, the conversation also goes on with the guests, as people sharing a
+conversation expect: it ends only when the last person in it has left (``on_empty``), or when
+the session ends for any other reason (server shutdown, a failed pipeline), which disconnects
+the guests too (:meth:`Party.close`).
 
 Limits: guests do not count against ``max_sessions``, since they add no pipeline and no model
 state, only an Opus decoder and encoder each; one conversation takes up to ``max_guests``.
@@ -35,10 +36,9 @@ from pipecat.transports.smallwebrtc.transport import RawAudioTrack
 from pipeline.audio_mixer import AudioMixer, MixerInput
 from pipeline.audio_out_track import audio_sender_track, release_pending_audio
 from pipeline.jitter import shorten_audio_jitter_buffers
+from pipeline.liveness import CHECK_INTERVAL_SECS, DISCONNECT_TIMEOUT_SECS, PeerLiveness
 from pipeline.opus_sender import send_low_delay_opus
 
-CHECK_INTERVAL_SECS = 1.0
-DISCONNECT_TIMEOUT_SECS = 5.0
 # With no host to pace the bot's audio, a write waits for the first guest to take it, at most
 # this long (a stuck guest is dropped by its own liveness check, not by stalling the others).
 GUEST_PACE_TIMEOUT_SECS = 1.0
@@ -150,12 +150,18 @@ class Guest:
         self._connected.set()
 
     async def _run(self) -> None:
+        liveness = PeerLiveness(
+            peer_timeout_secs=self._peer_timeout,
+            connect_timeout_secs=self._connect_timeout,
+            started=time.monotonic(),
+        )
         try:
             await asyncio.wait_for(self._connected.wait(), self._connect_timeout)
         except TimeoutError:
-            reason: str | None = f"never connected in {self._connect_timeout:.0f} s"
+            reason: str | None = liveness.never_connected
         else:
-            reason = await self._receive()
+            liveness.heard(time.monotonic())
+            reason = await self._receive(liveness)
         if reason is None:
             return  # the connection closed: on_closed takes it from here
         self.gone_reason = reason
@@ -165,10 +171,9 @@ class Guest:
         except TimeoutError:
             logger.error(f"[{self._session_id}] closing a vanished joined peer timed out")
 
-    async def _receive(self) -> str | None:
+    async def _receive(self, liveness: PeerLiveness) -> str | None:
         """Feed the peer's microphone to the mixer until it closes (None) or vanishes (why)."""
         resampler = AudioResampler("s16", "mono", self._mixer_rate)
-        last_alive = time.monotonic()
         while True:
             frame = None
             if self._in_track is None:
@@ -182,13 +187,12 @@ class Guest:
                     return None
             now = time.monotonic()
             if isinstance(frame, AudioFrame):
-                last_alive = now
+                liveness.heard(now)
                 for out in resampler.resample(frame):
                     self._input.write(out.to_ndarray().astype(np.int16).tobytes())
-            elif self.connection.is_connected():
-                last_alive = now
-            if now - last_alive >= self._peer_timeout:
-                return f"no ping and no audio for {now - last_alive:.0f} s"
+            reason = liveness.verdict(self.connection, now)
+            if reason is not None:
+                return reason
 
 
 class Party:

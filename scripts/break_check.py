@@ -195,7 +195,7 @@ BREAKS: tuple[Break, ...] = (
         8,
         "peer watchdog never gives a silent peer up",
         "pipeline/liveness.py",
-        "reason = self._verdict(started, last_alive, now)",
+        "reason = liveness.verdict(self._connection, time.monotonic())",
         "reason = None",
         (LIFECYCLE + "test_a_vanished_peer_ends_its_session_and_frees_it",),
     ),
