@@ -21,7 +21,7 @@ from pipeline.bench.corpus import (
 )
 from pipeline.bench.driver import DriverConfig
 from pipeline.bench.environment import collect_environment, model_sha256
-from pipeline.bench.plot import write_plot
+from pipeline.bench.plot import INSTALL_HINT, plot_available, write_plot
 from pipeline.bench.prefix_cache import PrefixCacheResult, run_probe
 from pipeline.bench.report import build_json, format_report, summarize_run, write_json
 from pipeline.bench.runner import VariantRun, run_server_url, run_started_server
@@ -76,6 +76,8 @@ def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
     environment = collect_environment(paths, store.catalog)
     for line in environment.header_lines():
         progress(line)
+    if not plot_available():
+        progress(f"no plot this run: matplotlib is not installed ({INSTALL_HINT})")
 
     spec = load_corpus(config.corpus)
     selection = selected_turns(spec, config.max_turns)
@@ -133,7 +135,9 @@ def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
     if prefix is not None:
         document["prefix_cache"] = prefix.as_json()
     write_json(document, config.json_path)
-    write_plot(runs, config.plot_path)
+    plotted = plot_available()
+    if plotted:
+        write_plot(runs, config.plot_path)
     print(format_report(summaries, environment))
     if prefix is not None:
         print(
@@ -141,5 +145,8 @@ def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
             f"{prefix.cached_p50:.0f} ms; uncached: p50 {prefix.uncached_p50:.0f} ms "
             f"({len(prefix.cached_ms)} requests each)"
         )
-    print(f"\nJSON: {config.json_path}\nplot: {config.plot_path}")
+    plot = (
+        config.plot_path if plotted else f"not drawn: matplotlib is not installed ({INSTALL_HINT})"
+    )
+    print(f"\nJSON: {config.json_path}\nplot: {plot}")
     return 0 if all(s.measured for s in summaries) else 1

@@ -3,16 +3,22 @@
 Each bar stacks the critical-path stages (they add up to voice-to-voice); a black tick marks the
 client's voice-to-voice, a grey bar stands for a turn whose server figures are missing, a red
 cross for a failed turn. Warm-up turns are drawn faded.
+
+matplotlib is an optional extra (``plot``; ``just setup`` installs it): without it the benchmark
+still measures and writes its JSON, and says how to get the plot.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.bench.measurement import SEGMENTS, TurnResult
 from pipeline.bench.runner import VariantRun
 
+# What to run for the plot; the agent itself never needs matplotlib.
+INSTALL_HINT = "uv sync --extra plot (just setup installs it)"
 _WIDTH = 0.7
 _COLOURS = ("#a6cee3", "#1f78b4", "#b2df8a", "#ff7f00", "#33a02c", "#cab2d6", "#6a3d9a")
 
@@ -49,8 +55,13 @@ def _panel(axes: object, run: VariantRun) -> None:
     axes.grid(axis="y", alpha=0.3)
 
 
+def plot_available() -> bool:
+    """Whether matplotlib, the optional ``plot`` extra, is installed."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_plot(runs: Sequence[VariantRun], path: Path) -> None:
-    """Draw one panel per variant (shared y axis) and save a PNG."""
+    """Draw one panel per variant (shared y axis) and save a PNG (needs :func:`plot_available`)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; a file is all the benchmark needs
