@@ -43,6 +43,8 @@ class Reply:
     rate: int
     speech_end: float
     first_voice: float
+    # When its voice ended (the last voiced block before the quiet that closed it).
+    ended: float
 
 
 async def wait_out_greeting(caller: LoopbackCaller, started: float) -> None:
@@ -77,16 +79,22 @@ async def ask(
     # ("It is sunny and warm" without "in Paris today").
     # This turn's: the stop that follows its speech's start, never one of an earlier answer
     # that reached the caller late.
+    quiet_from = first_voice
     with contextlib.suppress(TimeoutError):
         started = await caller.wait_for_message(
             "bot-tts-started", timeout=STOP_BOUND_S, after=speech_end
         )
-        await caller.wait_for_message(
+        stopped = await caller.wait_for_message(
             "bot-tts-stopped", timeout=STOP_BOUND_S, after=started.received_at
         )
-    await caller.wait_for_silence(quiet_s, timeout=90, after=first_voice)
+        # The stop message overtakes the audio of the last piece (the data channel does not
+        # wait for the audio's pacing): when that piece took long to synthesize, the silence
+        # before it was already 1.5 s old when the message came, and the reply was cut ("It
+        # is sunny and warm" without "in Paris today"). Quiet counts from the message on.
+        quiet_from = max(first_voice, stopped.received_at)
+    ended = await caller.wait_for_silence(quiet_s, timeout=90, after=quiet_from)
     audio, audio_rate = caller.received_audio(first_voice - 0.2)
-    return Reply(first_voice - speech_end, audio, audio_rate, speech_end, first_voice)
+    return Reply(first_voice - speech_end, audio, audio_rate, speech_end, first_voice, ended)
 
 
 @functools.cache
