@@ -3,4 +3,4 @@
 Its first import switches every dependency's telemetry off, before any of them loads.
 """
 
-import pipeline.telemetry  # noqa: F401 - first: sets ORT_DISABLE_TELEMETRY and the rest
+import services.telemetry  # noqa: F401 - first: sets ORT_DISABLE_TELEMETRY and the rest

@@ -119,7 +119,7 @@ class STTConfig:
 
 # Whole first sentences that answers often open with. Each is synthesized once, in the
 # background after start-up, so an answer opening with one plays it without waiting for
-# synthesis (a sentence end always closes the first spoken piece: pipeline.clause_chunker).
+# synthesis (a sentence end always closes the first spoken piece: services.clause_chunker).
 DEFAULT_OPENERS: tuple[str, ...] = (
     "Sure!",
     "Sure.",

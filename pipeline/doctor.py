@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, TextIO
 
-from pipeline import telemetry
+from services import telemetry
 
 Status = Literal["ok", "warn", "fail", "n/a"]
 MIN_PYTHON = (3, 11)
@@ -238,7 +238,7 @@ def check_telemetry(machine: Machine, effective: Mapping[str, str] | None = None
                 "telemetry",
                 "fail",
                 f"on in this process: {_switches(forced)}",
-                "import pipeline.telemetry before anything else (the package __init__ does)",
+                "import services.telemetry before anything else (the package __init__ does)",
             )
         ]
     findings = []

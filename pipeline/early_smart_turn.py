@@ -28,7 +28,7 @@ from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnal
 from pipecat.metrics.metrics import MetricsData
 
 from pipeline.compute_priority import compute_executor, lowering_new_threads
-from pipeline.endpointing_vad import SpeechLevelGate, window_dbfs
+from services.voice_level import SpeechLevelGate, window_dbfs
 
 Prediction = tuple[EndOfTurnState, MetricsData | None]
 

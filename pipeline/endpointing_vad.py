@@ -22,67 +22,11 @@ pieces are judged by their energy alone, and one loud block in them counts none 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
-# Quieter than this (dBFS) is digital silence for the level tracker.
-_SILENT_DBFS = -120.0
-
-
-def window_dbfs(buffer: bytes) -> float:
-    """RMS level of 16-bit PCM in dB relative to full scale."""
-    samples = np.frombuffer(buffer, dtype=np.int16).astype(np.float32) / 32768.0
-    if samples.size == 0:
-        return _SILENT_DBFS
-    power = float(np.mean(samples * samples))
-    return 10.0 * math.log10(power) if power > 0.0 else _SILENT_DBFS
-
-
-class SpeechLevelGate:
-    """The speaker's recent speech level, and whether a window fell far enough below it."""
-
-    def __init__(self, *, drop_db: float, decay_db_per_sec: float = 6.0) -> None:
-        self._drop_db = drop_db
-        self._decay_db_per_sec = decay_db_per_sec
-        self._level: float | None = None
-
-    @property
-    def drop_db(self) -> float:
-        """How far under the speech level a window must fall to end speech."""
-        return self._drop_db
-
-    @property
-    def level_dbfs(self) -> float | None:
-        """The tracked speech level; None before any speech."""
-        return self._level
-
-    def update(self, dbfs: float, *, voiced: bool, seconds: float) -> bool:
-        """Track one window; True when it is quiet enough to be the end of speech."""
-        if self._level is not None:
-            # A peak that decays: a sentence trailing off lowers it, slowly.
-            self._level -= self._decay_db_per_sec * seconds
-        if voiced and (self._level is None or dbfs > self._level):
-            self._level = dbfs
-        return self._level is not None and dbfs < self._level - self._drop_db
-
-    def reset(self) -> None:
-        """Forget the level (a new speaker, a new session)."""
-        self._level = None
-
-
-def quiet_tail_samples(buffer: bytes, threshold_dbfs: float, block: int) -> int:
-    """Samples at the end of 16-bit PCM ``buffer`` after its last ``block`` at or above
-    ``threshold_dbfs`` (all of it when no block is that loud)."""
-    samples = np.frombuffer(buffer, dtype=np.int16).astype(np.float32) / 32768.0
-    usable = len(samples) - len(samples) % block
-    if usable == 0:
-        return len(samples)
-    power = np.mean(samples[:usable].reshape(-1, block) ** 2, axis=1)
-    loud = np.flatnonzero(10.0 * np.log10(power + 1e-12) >= threshold_dbfs)
-    return len(samples) if loud.size == 0 else len(samples) - (int(loud[-1]) + 1) * block
+from services.voice_level import SILENT_DBFS, SpeechLevelGate, quiet_tail_samples, window_dbfs
 
 
 class EndpointingSileroVAD(SileroVADAnalyzer):
@@ -148,7 +92,7 @@ class EndpointingSileroVAD(SileroVADAnalyzer):
 
     def _threshold_dbfs(self) -> float:
         level = self._gate.level_dbfs
-        return -_SILENT_DBFS if level is None else level - self._gate.drop_db
+        return -SILENT_DBFS if level is None else level - self._gate.drop_db
 
     def _block(self) -> int:
         return max(1, self.sample_rate // 1000)

@@ -176,7 +176,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         6,
         "onnxruntime's telemetry back on (it looks up a Microsoft collector from native code)",
-        "pipeline/telemetry.py",
+        "services/telemetry.py",
         'Switch("ORT_DISABLE_TELEMETRY", "1",',
         'Switch("ORT_DISABLE_TELEMETRY", "0",',
         (SYSCALL_AUDIT,),

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.endpointing_vad import SpeechLevelGate, window_dbfs
+from services.voice_level import SpeechLevelGate, window_dbfs
 
 Transcribe = Callable[[bytes], Coroutine[Any, Any, str]]
 OnText = Callable[[str], None]

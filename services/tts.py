@@ -23,8 +23,8 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TextAggregationMode, TTSService
 
-from pipeline.clause_chunker import ClauseTextAggregator
 from pipeline.config import TTSConfig
+from services.clause_chunker import ClauseTextAggregator
 
 KOKORO_SAMPLE_RATE = 24000
 # Kokoro starts each utterance with 20-50 ms of near silence; nobody hears it, but the first

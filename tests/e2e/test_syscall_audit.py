@@ -11,7 +11,7 @@ sent to port 53 (a DNS query, whatever the resolver's address, loopback included
 asked for are decoded into the failure message.
 
 The agent starts with every telemetry switch removed from its environment: what is proven is
-that its own code turns them off (pipeline/telemetry.py), not that the test's environment did.
+that its own code turns them off (services/telemetry.py), not that the test's environment did.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pytest
 from models.store import ModelStore
 from pipeline.agent_process import AgentProcess
 from pipeline.own_addresses import is_own_address
-from pipeline.telemetry import SWITCH_NAMES
+from services.telemetry import SWITCH_NAMES
 from tests.support.plain_client import call_with_plain_client
 from tests.support.processes import llm_server_pid
 from tests.support.syscall_trace import TRACED_CALLS, TraceReport, parse_trace

@@ -24,7 +24,7 @@ from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnal
 from pipecat.metrics.metrics import TurnMetricsData
 
 from pipeline.early_smart_turn import EarlySmartTurn
-from pipeline.endpointing_vad import window_dbfs
+from services.voice_level import window_dbfs
 from tests.support.ingress import speech_pcm
 
 RATE = 16000

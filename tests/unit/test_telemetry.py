@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import telemetry
 from pipeline.doctor import Machine, check_telemetry
-from pipeline.telemetry import SWITCH_NAMES, SWITCHES, force_off, turned_on
+from services import telemetry
+from services.telemetry import SWITCH_NAMES, SWITCHES, force_off, turned_on
 
 REPO = Path(__file__).resolve().parents[2]
 OFF = {s.name: s.value for s in SWITCHES}
