@@ -217,14 +217,14 @@ class TurnConfig:
     vad_start_secs: float = 0.2
     vad_confidence: float = 0.7
     # A window this far (dB) below the speaker's recent speech level ends speech at once,
-    # instead of when Silero's trailing confidence falls (pipeline.endpointing_vad); 0: off.
+    # instead of when Silero's trailing confidence falls (pipeline.audio.endpointing_vad); 0: off.
     vad_energy_drop_db: float = 30.0
     # With it, the stop counts the quiet from the energy drop, not from the next 32 ms window.
     vad_sub_window_stop: bool = True
     # Silence after which Smart Turn's "incomplete" verdict is overruled and the turn ends.
     smart_turn_stop_secs: float = 1.5
     # Smart Turn starts predicting once the voice has stayed 30 dB under the speaker's level
-    # this long, instead of at the VAD's stop (pipeline.early_smart_turn); 0: at the stop.
+    # this long, instead of at the VAD's stop (pipeline.audio.early_smart_turn); 0: at the stop.
     smart_turn_early_secs: float = 0.04
     smart_turn_early_drop_db: float = 30.0
     barge_in: bool = True

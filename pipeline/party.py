@@ -4,7 +4,7 @@ A person starts a conversation; their peer (the host) is the one whose offer bui
 session's pipeline. Others join it from their own devices with the session's id
 (``POST /api/offer {"join": id, ...}``, see :mod:`pipeline.session_manager`). Each joined peer (a
 guest) gets its own WebRTC connection but no pipeline: its microphone is decoded and mixed into
-the session's input (:mod:`pipeline.audio_mixer`), and the bot's audio and the messages the
+the session's input (:mod:`pipeline.audio.mixer`), and the bot's audio and the messages the
 host's page gets are sent to it as well (:mod:`pipeline.shared_transport`). Everyone hears the
 bot, and the bot hears everyone, as one conversation with one context.
 
@@ -32,7 +32,7 @@ from loguru import logger
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack
 
-from pipeline.audio_mixer import AudioMixer, MixerInput
+from pipeline.audio.mixer import AudioMixer, MixerInput
 from pipeline.audio_out_track import audio_sender_track, release_pending_audio
 from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.opus_sender import send_low_delay_opus

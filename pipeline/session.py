@@ -35,20 +35,20 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from pipeline.audio_ingress import AudioIngress
+from pipeline.audio.early_smart_turn import EarlySmartTurn
+from pipeline.audio.endpointing_vad import EndpointingSileroVAD
+from pipeline.audio.ingress import AudioIngress
+from pipeline.audio.input_sink import InputAudioSink
+from pipeline.audio.noise_filter import AlignedRNNoiseFilter
 from pipeline.config import AgentConfig
 from pipeline.conversation_keeper import ConversationKeeper
 from pipeline.device_requests import DeviceRequestGuard
-from pipeline.early_smart_turn import EarlySmartTurn
 from pipeline.empty_answer import EmptyAnswerGuard
-from pipeline.endpointing_vad import EndpointingSileroVAD
 from pipeline.fallback import FailureResponder
-from pipeline.input_audio_sink import InputAudioSink
 from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
 from pipeline.liveness import PeerWatchdog
 from pipeline.metrics import Metrics
-from pipeline.noise_filter import AlignedRNNoiseFilter
 from pipeline.opus_sender import send_low_delay_opus
 from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
@@ -187,7 +187,7 @@ def build_worker(
     # 20 ms output writes rather than pipecat's 40 ms: less to wait for before the first bot
     # sample leaves (it leaves in 10 ms Opus packets, see pipeline.opus_sender).
     # RNNoise runs in the audio ingress, after malformed frames are repaired, not in the
-    # transport (see pipeline.audio_ingress).
+    # transport (see pipeline.audio.ingress).
     transport = _transport(
         connection, runtime, out_10ms_chunks=2, noise_filter_in_transport=False, party=party
     )

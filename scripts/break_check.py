@@ -257,7 +257,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         14,
         "odd byte lengths passed on unaligned (no ingress repair)",
-        "pipeline/audio_ingress.py",
+        "pipeline/audio/ingress.py",
         "audio, self._carry = audio[:whole], audio[whole:]",
         'audio, self._carry = audio, b""',
         ("tests/integration/test_degenerate_audio.py",),

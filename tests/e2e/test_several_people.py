@@ -192,7 +192,7 @@ async def test_a_second_person_joins_both_hear_the_answer_to_their_question_then
     assert _answers(spoken["first"], WEATHER_WORDS), spoken["first"]
     # The guest's voice reached the session's one input stream ...
     # ("living room": Whisper tiny.en hears this recording's "lamp" as "Liam" at some RNNoise
-    # frame phases, see pipeline/audio_ingress.py.)
+    # frame phases, see pipeline/audio/ingress.py.)
     assert "living room" in spoken["heard_by_server"], spoken["heard_by_server"]
     assert "living room" in spoken["heard_by_server_guest"], spoken["heard_by_server_guest"]
     # ... and both heard the bot answer it: the same answer.

@@ -184,7 +184,7 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
             async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
                 commands = (await client.get(f"{ha_url}/commands")).json()
             # The user's words, as Whisper tiny.en heard them ("lamp" is "Liam" at some RNNoise
-            # frame phases, see pipeline/audio_ingress.py).
+            # frame phases, see pipeline/audio/ingress.py).
             assert "living room" in commands["commands"][-1]["text"].lower()
             # HA's reply repeats the user's words as the server heard them ("Liam" at times).
             assert "living room" in heard

@@ -5,7 +5,7 @@ quiet after the last word, and the turn waits for the answer: 35 ms on an idle 2
 95 ms at the median in the benchmark, where Whisper and the LLM's read-ahead want the same
 cores (bench run17: 111 ms of every turn went to this wait). The voice's energy says much sooner
 that the speaker went quiet. Once the audio has stayed far below the speaker's level for
-``quiet_secs`` (the drop that ends speech for the VAD, ``pipeline.endpointing_vad``), Smart Turn
+``quiet_secs`` (the drop that ends speech for the VAD, ``services.voice_level``), Smart Turn
 runs on the turn so far, its quiet tail repeated up to the length the VAD's stop would have
 given it: the guess. At the VAD's stop, the guess is the prediction when nothing but quiet audio
 came after it; any louder frame throws it away, and the stop runs the model as pipecat does.

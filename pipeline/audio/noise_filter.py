@@ -9,8 +9,8 @@ buffer (measured on recorded speech: RNNoise's own 20 ms plus 10 ms held, agains
 put the frame boundaries where the chunks end, so each chunk is denoised whole as it arrives.
 
 RNNoise still hears the 16 kHz speech upsampled, band-limited as before (denoising the full
-48 kHz band changed what Whisper heard, see pipeline.audio_ingress); the resamplers are the
-short ones of pipeline.stream_resampler.
+48 kHz band changed what Whisper heard, see pipeline.audio.ingress); the resamplers are the
+short ones of pipeline.audio.stream_resampler.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.frames.frames import FilterControlFrame, FilterEnableFrame
 from pyrnnoise.rnnoise import FRAME_SIZE, SAMPLE_RATE, create, destroy, process_frame
 
-from pipeline.stream_resampler import StreamResampler
+from pipeline.audio.stream_resampler import StreamResampler
 
 
 class AlignedRNNoiseFilter(BaseAudioFilter):

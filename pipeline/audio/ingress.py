@@ -8,7 +8,7 @@ line to show for it. A frame at another sample rate is silently misread (48 kHz 
 after the frame has been made what the models expect:
 
 * another sample rate: resampled to the pipeline's (a resampler that holds back 1 ms, see
-  pipeline.stream_resampler);
+  pipeline.audio.stream_resampler);
 * more than one channel: averaged to mono;
 * a length that is not a whole number of samples: the stray byte waits for the next frame,
   so the stream stays aligned;
@@ -18,7 +18,7 @@ int16 audio cannot carry NaN or infinity; a client that converted such floats na
 full-scale or zero samples, which are valid audio (clipped) and go through like any other.
 
 RNNoise runs at the pipeline's 16 kHz (the filter resamples to its 48 kHz and back, see
-pipeline.noise_filter), as pipecat's does, so it denoises the band the models hear. Whisper
+pipeline.audio.noise_filter), as pipecat's does, so it denoises the band the models hear. Whisper
 tiny.en's reading of a fragile word moves with RNNoise's 10 ms frame phase, whatever the rate:
 "turn on the living room lamp" comes out "... room, Liam" at 5 of 12 start offsets of the same
 recording through pipecat's own filter (4 of 12 through ours), so one such word in a benchmark
@@ -33,7 +33,7 @@ from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.frames.frames import FilterControlFrame, Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 
-from pipeline.stream_resampler import StreamResampler
+from pipeline.audio.stream_resampler import StreamResampler
 
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 192_000
