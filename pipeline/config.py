@@ -249,8 +249,8 @@ class ServerConfig:
     tls_ca_certfile: Path | None = None
     offer_timeout_secs: float = 20.0
     # Microphone packet length asked of the caller in the answer (``a=ptime``, see
-    # pipeline.packet_time); None leaves the browser's 20 ms. 10 ms packets cut ~4 ms from the
-    # end of a turn, not measurable in the benchmark, and cost ~6 % of a core in the server's
+    # pipeline.webrtc.packet_time); None leaves the browser's 20 ms. 10 ms packets cut ~4 ms from
+    # the end of a turn, not measurable in the benchmark, and cost ~6 % of a core in the server's
     # audio path for the whole call, taken from Kokoro's first audio on a 2-core box.
     microphone_packet_ms: int | None = None
     # The pairing token; repr=False keeps it out of any log line that prints the config.

@@ -35,11 +35,11 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.audio_clip import FloatArray, to_mono_float32
 from pipeline.audio_recorder import DEFAULT_VOICE_THRESHOLD_DBFS, AudioRecorder
-from pipeline.jitter import LISTENER_AUDIO_PREFETCH_PACKETS, shorten_audio_jitter_buffers
 from pipeline.microphone_track import MIC_SAMPLE_RATE, MicrophoneTrack, to_mic_samples
-from pipeline.opus_sender import LowDelayOpusEncoder, send_low_delay_opus
-from pipeline.packet_time import MIC_PACKET_MS, packet_time
-from pipeline.webrtc_signalling import (
+from pipeline.webrtc.jitter import LISTENER_AUDIO_PREFETCH_PACKETS, shorten_audio_jitter_buffers
+from pipeline.webrtc.opus_sender import LowDelayOpusEncoder, send_low_delay_opus
+from pipeline.webrtc.packet_time import MIC_PACKET_MS, packet_time
+from pipeline.webrtc.signalling import (
     ServerMessage,
     client_ready_message,
     parse_answer,
@@ -78,7 +78,7 @@ class CallerConfig:
     """Bound on closing the peer connection."""
     honour_packet_time: bool = True
     """Send 10 ms microphone packets when the answer asks for them (``a=ptime:10``), as
-    Chrome does (pipeline.packet_time); False keeps 20 ms packets whatever it says."""
+    Chrome does (pipeline.webrtc.packet_time); False keeps 20 ms packets whatever it says."""
     jitter_prefetch_packets: int = LISTENER_AUDIO_PREFETCH_PACKETS
     """Audio packets buffered before a received frame is released. One (20 ms) is the least
     aiortc can do and about what a browser's adaptive buffer settles to on a quiet LAN;

@@ -2,7 +2,7 @@
 
 Like a browser's microphone it never stops: between clips it sends digital silence, and it
 paces 20 ms frames on the wall clock (10 ms once the answer asks for them, as a browser does,
-see pipeline.packet_time), releasing each frame when its capture window would have ended on a
+see pipeline.webrtc.packet_time), releasing each frame when its capture window would have ended on a
 real device.
 """
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.own_addresses import is_own_address, parse_ip
+from pipeline.webrtc.own_addresses import is_own_address, parse_ip
 
 ENV_VAR = "JETVOICE_NETWORK_AUDIT"
 # Name lookups leave the house too (a resolver query): aioice resolves a STUN server with

@@ -5,8 +5,8 @@ session's pipeline. Others join it from their own devices with the session's id
 (``POST /api/offer {"join": id, ...}``, see :mod:`pipeline.session_manager`). Each joined peer (a
 guest) gets its own WebRTC connection but no pipeline: its microphone is decoded and mixed into
 the session's input (:mod:`pipeline.audio.mixer`), and the bot's audio and the messages the
-host's page gets are sent to it as well (:mod:`pipeline.shared_transport`). Everyone hears the
-bot, and the bot hears everyone, as one conversation with one context.
+host's page gets are sent to it as well (:mod:`pipeline.webrtc.shared_transport`). Everyone hears
+the bot, and the bot hears everyone, as one conversation with one context.
 
 Lifecycle: a guest who hangs up, or vanishes (no ping and no audio for ``peer_timeout_secs``),
 just leaves; the conversation goes on. When the host leaves, the conversation also goes on with
@@ -33,9 +33,9 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack
 
 from pipeline.audio.mixer import AudioMixer, MixerInput
-from pipeline.audio_out_track import audio_sender_track, release_pending_audio
-from pipeline.jitter import shorten_audio_jitter_buffers
-from pipeline.opus_sender import send_low_delay_opus
+from pipeline.webrtc.audio_out_track import audio_sender_track, release_pending_audio
+from pipeline.webrtc.jitter import shorten_audio_jitter_buffers
+from pipeline.webrtc.opus_sender import send_low_delay_opus
 
 CHECK_INTERVAL_SECS = 1.0
 DISCONNECT_TIMEOUT_SECS = 5.0

@@ -40,12 +40,12 @@ from pipeline.access import (
 )
 from pipeline.certs import public_ca_pem
 from pipeline.config import ServerConfig
-from pipeline.ice_policy import own_machine_ice
 from pipeline.memory import freeze_startup_heap
 from pipeline.metrics import PROMETHEUS_CONTENT_TYPE
 from pipeline.pairing import pairing_url, qr_svg
 from pipeline.runtime import AgentRuntime
 from pipeline.session_manager import OfferError, SessionManager
+from pipeline.webrtc.ice_policy import own_machine_ice
 
 __all__ = ["OfferError", "SessionManager", "access_policy", "create_app"]
 

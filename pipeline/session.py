@@ -45,16 +45,16 @@ from pipeline.conversation_keeper import ConversationKeeper
 from pipeline.device_requests import DeviceRequestGuard
 from pipeline.empty_answer import EmptyAnswerGuard
 from pipeline.fallback import FailureResponder
-from pipeline.jitter import shorten_audio_jitter_buffers
 from pipeline.latency_report import LatencyReport
 from pipeline.liveness import PeerWatchdog
 from pipeline.metrics import Metrics
-from pipeline.opus_sender import send_low_delay_opus
 from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
-from pipeline.shared_transport import SharedTransport
 from pipeline.think_filter import ThinkFilter
 from pipeline.tools.registry import install_tools
+from pipeline.webrtc.jitter import shorten_audio_jitter_buffers
+from pipeline.webrtc.opus_sender import send_low_delay_opus
+from pipeline.webrtc.shared_transport import SharedTransport
 from services.llm import LocalLLMService, create_llm_service
 from services.stt import WhisperSTTService
 from services.tts import KokoroTTSService
@@ -185,7 +185,7 @@ def build_worker(
     if config.variant == "stock":
         return _stock_worker(connection, runtime, session_id)
     # 20 ms output writes rather than pipecat's 40 ms: less to wait for before the first bot
-    # sample leaves (it leaves in 10 ms Opus packets, see pipeline.opus_sender).
+    # sample leaves (it leaves in 10 ms Opus packets, see pipeline.webrtc.opus_sender).
     # RNNoise runs in the audio ingress, after malformed frames are repaired, not in the
     # transport (see pipeline.audio.ingress).
     transport = _transport(

@@ -1,6 +1,6 @@
 """Peers and their pipelines: who gets a session, reconnects, ``max_sessions``, teardown.
 
-An offer is validated (:mod:`pipeline.sdp_check`) before pipecat's request handler sees it,
+An offer is validated (:mod:`pipeline.webrtc.sdp_check`) before pipecat's request handler sees it,
 so a malformed one is refused with 400 and no peer connection is ever made for it. A new peer
 gets a fresh pipeline; an offer naming a live peer's ``pc_id`` renegotiates that peer (with
 ``restart_pc`` pipecat replaces its ``RTCPeerConnection`` and gives it a new id) and keeps its
@@ -32,13 +32,13 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 
-from pipeline.audio_out_track import audio_sender_track, release_pending_audio
 from pipeline.memory import collect_session_garbage, release_free_memory
-from pipeline.packet_time import with_packet_time
 from pipeline.party import Party, PartyError
 from pipeline.runtime import AgentRuntime
-from pipeline.sdp_check import SDPError, check_offer
 from pipeline.session import build_worker, run_session
+from pipeline.webrtc.audio_out_track import audio_sender_track, release_pending_audio
+from pipeline.webrtc.packet_time import with_packet_time
+from pipeline.webrtc.sdp_check import SDPError, check_offer
 
 # Sessions last minutes; a client told to come back sooner would only be refused again.
 BUSY_RETRY_AFTER_SECS = 10

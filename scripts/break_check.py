@@ -160,7 +160,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         6,
         "the loopback bind's ICE answers datagrams from other machines",
-        "pipeline/ice_policy.py",
+        "pipeline/webrtc/ice_policy.py",
         '_restricted_ice("own-machine", _own_host_addresses, is_own_address)',
         '_restricted_ice("own-machine", _own_host_addresses, lambda _host: True)',
         (FOREIGN_DATAGRAM, "tests/unit/test_ice_policy.py"),
@@ -184,7 +184,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         7,
         "aiortc's stock jitter buffer (stalls 280 ms after a lost packet)",
-        "pipeline/jitter.py",
+        "pipeline/webrtc/jitter.py",
         "_RTCRtpReceiver__jitter_buffer = AudioJitterBuffer(  # type: ignore[attr-defined]\n"
         "                capacity=_AUDIO_CAPACITY, prefetch=prefetch, loss_wait=loss_wait\n",
         "_RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]\n"

@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError
 from pipeline.bench.corpus import CallPlan, Utterance
 from pipeline.bench.measurement import TurnResult, derive_stages, smart_turn_fields
 from pipeline.loopback_caller import LoopbackCaller
-from pipeline.webrtc_signalling import ServerMessage
+from pipeline.webrtc.signalling import ServerMessage
 
 Progress = Callable[[str], None]
 

@@ -15,9 +15,9 @@ import time
 import pytest
 
 from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
 from pipeline.loopback_caller import LoopbackCaller
-from pipeline.webrtc_signalling import ServerMessage
+from pipeline.webrtc.ice_policy import loopback_only_ice
+from pipeline.webrtc.signalling import ServerMessage
 from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
 
 # What an answer claiming the action sounds like: an agreement, a promise, or a report that

@@ -18,8 +18,8 @@ from cryptography import x509
 
 from pipeline.agent_process import AgentProcess
 from pipeline.certs import load_certificate, san_of
-from pipeline.ice_policy import loopback_only_ice
 from pipeline.loopback_caller import CallerConfig, LoopbackCaller
+from pipeline.webrtc.ice_policy import loopback_only_ice
 
 GREETING_BOUND_S = 30.0
 

@@ -26,8 +26,8 @@ import numpy.typing as npt
 import pytest
 
 from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
 from pipeline.loopback_caller import LoopbackCaller
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.conversation import Reply, ask, fixture_clip, transcribe
 
 # Bounds a hang, not speed: on 2 busy cores one llama.cpp server answers one request at a time.

@@ -28,7 +28,7 @@ import pytest
 
 from models.store import ModelStore
 from pipeline.agent_process import AgentProcess
-from pipeline.own_addresses import is_own_address
+from pipeline.webrtc.own_addresses import is_own_address
 from services.telemetry import SWITCH_NAMES
 from tests.support.plain_client import call_with_plain_client
 from tests.support.processes import llm_server_pid

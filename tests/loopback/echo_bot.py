@@ -28,10 +28,10 @@ from pipecat.transports.smallwebrtc.request_handler import (
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.workers.runner import WorkerRunner
 
-from pipeline.ice_policy import loopback_only_ice
 from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
-from pipeline.shared_transport import SharedTransport
+from pipeline.webrtc.ice_policy import loopback_only_ice
+from pipeline.webrtc.shared_transport import SharedTransport
 
 
 class EchoInputAudio(FrameProcessor):

@@ -36,8 +36,8 @@ import pytest
 from models.paths import profile_paths
 from models.store import ModelStore, ModelUnavailableError, default_models_dir
 from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
 from pipeline.loopback_caller import LoopbackCaller
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.conversation import fixture_clip
 
 pytestmark = pytest.mark.soak

@@ -68,7 +68,7 @@ async def capture_aiortc() -> str:
     """aiortc's offer with the LoopbackCaller's transceivers, host candidates on 127.0.0.1."""
     from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
-    from pipeline.ice_policy import loopback_only_ice
+    from pipeline.webrtc.ice_policy import loopback_only_ice
 
     with loopback_only_ice():
         pc = RTCPeerConnection(

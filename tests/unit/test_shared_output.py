@@ -13,7 +13,7 @@ from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCClient
 
 from pipeline.party import Party
-from pipeline.shared_transport import SharedOutputTransport
+from pipeline.webrtc.shared_transport import SharedOutputTransport
 
 CHUNK = bytes(960)  # 20 ms at 24 kHz
 

@@ -17,7 +17,8 @@ stream with exactly that many samples of silence (measured once from the resampl
 packets then line up with the frames, and the audio is late by those 0.7 ms, not 10.
 
 What the browser sends is the browser's business, but the answer asks it for 10 ms packets too
-(pipeline.packet_time); the loopback caller then sends 10 ms ``voip`` packets, as Chrome does.
+(pipeline.webrtc.packet_time); the loopback caller then sends 10 ms ``voip`` packets, as Chrome
+does.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from typing import Any
 import aioice.ice
 from aioice.candidate import Candidate
 
-from pipeline.own_addresses import is_own_address, parse_ip
+from pipeline.webrtc.own_addresses import is_own_address, parse_ip
 
 logger = logging.getLogger(__name__)
 
