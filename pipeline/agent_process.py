@@ -22,8 +22,8 @@ from types import TracebackType
 
 import httpx
 
-from pipeline.certs import cert_paths
-from pipeline.pairing import token_path
+from pipeline.server.certs import cert_paths
+from pipeline.server.pairing import token_path
 from services.llm_server import free_loopback_port
 
 

@@ -178,9 +178,9 @@ def _serve(args: argparse.Namespace) -> int:
     from loguru import logger
 
     from models.store import ModelStore, ModelUnavailableError, default_models_dir
-    from pipeline.banner import certs_summary, serve_banner
-    from pipeline.certs import default_state_dir, server_ssl_context
     from pipeline.profiles import build_agent_config, build_server_config
+    from pipeline.server.banner import certs_summary, serve_banner
+    from pipeline.server.certs import default_state_dir, server_ssl_context
 
     state_dir = args.state_dir or default_state_dir()
     store = ModelStore(args.models_dir or default_models_dir())
@@ -205,7 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = config.server
     # pipecat and the models' libraries load only for a start that passed the checks above.
     from pipeline.runtime import AgentRuntime
-    from pipeline.server import create_app
+    from pipeline.server.app import create_app
 
     def on_ready() -> None:
         banner = serve_banner(server, state_dir=state_dir, show_token=sys.stdout.isatty())
@@ -237,9 +237,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _certs(args: argparse.Namespace) -> int:
-    from pipeline.banner import certs_summary
-    from pipeline.certs import default_state_dir, ensure_certificates
-    from pipeline.lan_addresses import local_names
+    from pipeline.server.banner import certs_summary
+    from pipeline.server.certs import default_state_dir, ensure_certificates
+    from pipeline.server.lan_addresses import local_names
 
     state_dir = args.state_dir or default_state_dir()
     report = ensure_certificates(state_dir, local_names(args.hostname))

@@ -92,7 +92,7 @@ def _latency_line(turn: TurnRecord) -> str:
 
 def run_history(args: argparse.Namespace) -> int:
     """Run ``jetvoice history``; 1 when the asked-for conversation does not exist."""
-    from pipeline.certs import default_state_dir
+    from pipeline.server.certs import default_state_dir
 
     path = (args.state_dir or default_state_dir()) / DB_FILENAME
     action = args.history_action or "list"

@@ -79,7 +79,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         2,
         "body cap raised to 1 GiB",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "cap = self.policy.max_body_bytes",
         "cap = 1 << 30",
         (ACCESS + "test_oversized_body_is_413_before_parsing",),
@@ -87,7 +87,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         2,
         "no timeout on a slow body",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "async with asyncio.timeout(self.policy.body_timeout_secs):",
         "async with asyncio.timeout(None):",
         (ACCESS + "test_slow_body_times_out_with_408",),
@@ -95,7 +95,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         3,
         "offer rate limiter off",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "            if wait > 0:\n",
         "            if False:\n",
         (ACCESS + "test_offer_flood_gets_429_with_retry_after",),
@@ -111,7 +111,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         4,
         "foreign Origin accepted",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "if origin is not None and not same_origin(origin, scope):",
         "if False:",
         (ACCESS + "test_foreign_origin_is_403",),
@@ -119,7 +119,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         4,
         "any token accepted",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "        if policy.token is not None and token_matches(token, policy.token):\n"
         '            return "paired"\n',
         '        if True:\n            return "paired"\n',
@@ -128,7 +128,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         4,
         "refusal log line carries the query string (?token=)",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "f\"refused {scope['method']} {scope['path']} from \"",
         "f\"refused {scope['method']} {scope['path']}?{scope['query_string'].decode()} from \"",
         (ACCESS + "test_the_token_never_reaches_the_logs",),
@@ -144,7 +144,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         5,
         "server certificate without the LAN IP addresses",
-        "pipeline/certs.py",
+        "pipeline/server/certs.py",
         "alt_names += [x509.IPAddress(a) for a in ip_addresses]",
         "alt_names += []",
         ("tests/unit/test_certs.py::test_server_certificate_names_every_address_and_name",),
@@ -152,7 +152,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         6,
         "ICE gathers on every interface and talks to anyone (no policy on the loopback bind)",
-        "pipeline/server.py",
+        "pipeline/server/app.py",
         "own_machine_ice() if is_loopback_host(runtime.config.server.host) else nullcontext()",
         "nullcontext()",
         (E2E_VOICE, FOREIGN_DATAGRAM),

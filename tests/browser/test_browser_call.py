@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from pipeline.agent_process import AgentProcess
-from pipeline.certs import load_certificate, spki_sha256_base64
+from pipeline.server.certs import load_certificate, spki_sha256_base64
 from tests.support.conversation import padded_question_wav
 
 playwright_sync = pytest.importorskip(

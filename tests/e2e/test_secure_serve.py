@@ -17,8 +17,8 @@ import pytest
 from cryptography import x509
 
 from pipeline.agent_process import AgentProcess
-from pipeline.certs import load_certificate, san_of
 from pipeline.loopback_caller import CallerConfig, LoopbackCaller
+from pipeline.server.certs import load_certificate, san_of
 from pipeline.webrtc.ice_policy import loopback_only_ice
 
 GREETING_BOUND_S = 30.0

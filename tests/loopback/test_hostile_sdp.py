@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import ServerConfig
-from pipeline.server import create_app
+from pipeline.server.app import create_app
 from pipeline.session_manager import PeerRequestHandler, SessionManager
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.runtime import idle_session, unloaded_runtime

@@ -16,7 +16,7 @@ from aiortc.stats import RTCInboundRtpStreamStats
 
 from pipeline.config import PipelineVariant, ServerConfig
 from pipeline.loopback_caller import LoopbackCaller
-from pipeline.server import create_app
+from pipeline.server.app import create_app
 from pipeline.session_manager import PeerRequestHandler, SessionManager
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from pipeline.webrtc.packet_time import packet_time

@@ -19,7 +19,7 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipeline.config import ServerConfig
 from pipeline.party import Party, PartyError
 from pipeline.runtime import AgentRuntime
-from pipeline.server import create_app
+from pipeline.server.app import create_app
 from pipeline.session_manager import SessionManager
 from tests.support.runtime import idle_session, unloaded_runtime
 from tests.support.sdp import chromium_offer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from pipeline.lan_addresses import LocalNames, is_lan_address, parse_ip_json, url_host
+from pipeline.server.lan_addresses import LocalNames, is_lan_address, parse_ip_json, url_host
 
 IP_JSON = json.loads(
     """[

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pipeline.lan_addresses import IPAddress, LocalNames
+from pipeline.server.lan_addresses import IPAddress, LocalNames
 
 # Ten years: trusting a CA on every phone in the house is a chore worth doing once.
 CA_VALIDITY = dt.timedelta(days=3650)

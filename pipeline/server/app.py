@@ -6,7 +6,7 @@ see :mod:`pipeline.party`), ``POST /start`` + ``/sessions/{id}/api/offer``, plus
 and ``GET /metrics`` (Prometheus text). Around them: ``GET /api/pairing`` (is this device
 paired?), ``GET /ca.crt`` (the local CA, for phones to trust) and ``GET /pair`` (the pairing QR
 code, for this machine's own browser only). Access control (same-origin, pairing token, offer
-rate, body cap) is :mod:`pipeline.access`; sessions are :mod:`pipeline.session_manager`.
+rate, body cap) is :mod:`pipeline.server.access`; sessions are :mod:`pipeline.session_manager`.
 
 ``/health`` and ``/metrics`` tell when someone in the house is talking to the agent, so their
 details are for this machine (a loopback client addressing a loopback name) and for paired
@@ -31,19 +31,19 @@ from fastapi.staticfiles import StaticFiles
 from loguru import logger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from pipeline.access import (
+from pipeline.config import ServerConfig
+from pipeline.memory import freeze_startup_heap
+from pipeline.metrics import PROMETHEUS_CONTENT_TYPE
+from pipeline.runtime import AgentRuntime
+from pipeline.server.access import (
     AccessGuard,
     AccessPolicy,
     check_status_access,
     client_is_loopback,
     is_loopback_host,
 )
-from pipeline.certs import public_ca_pem
-from pipeline.config import ServerConfig
-from pipeline.memory import freeze_startup_heap
-from pipeline.metrics import PROMETHEUS_CONTENT_TYPE
-from pipeline.pairing import pairing_url, qr_svg
-from pipeline.runtime import AgentRuntime
+from pipeline.server.certs import public_ca_pem
+from pipeline.server.pairing import pairing_url, qr_svg
 from pipeline.session_manager import OfferError, SessionManager
 from pipeline.webrtc.ice_policy import own_machine_ice
 

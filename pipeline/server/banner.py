@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pipeline.access import is_loopback_host
-from pipeline.certs import CertReport
 from pipeline.config import ServerConfig
-from pipeline.pairing import pairing_url, qr_terminal, token_path
+from pipeline.server.access import is_loopback_host
+from pipeline.server.certs import CertReport
+from pipeline.server.pairing import pairing_url, qr_terminal, token_path
 
 
 def certs_summary(report: CertReport) -> str:

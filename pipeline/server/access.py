@@ -31,8 +31,8 @@ from loguru import logger
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
-from pipeline.pairing import token_matches
-from pipeline.rate_limit import RateLimiter, retry_after_header
+from pipeline.server.pairing import token_matches
+from pipeline.server.rate_limit import RateLimiter, retry_after_header
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
