@@ -241,7 +241,7 @@ class ServerConfig:
     max_sessions: int = 2
     # People who may join one conversation from their own devices (to listen and speak) besides
     # the one who started it. They share its pipeline, so they do not count against
-    # max_sessions; each costs an Opus decoder and encoder (see pipeline.party).
+    # max_sessions; each costs an Opus decoder and encoder (see pipeline.sessions.party).
     max_guests: int = 3
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None

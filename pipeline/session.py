@@ -46,10 +46,10 @@ from pipeline.device_requests import DeviceRequestGuard
 from pipeline.empty_answer import EmptyAnswerGuard
 from pipeline.fallback import FailureResponder
 from pipeline.latency_report import LatencyReport
-from pipeline.liveness import PeerWatchdog
 from pipeline.metrics import Metrics
-from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
+from pipeline.sessions.liveness import PeerWatchdog
+from pipeline.sessions.party import Party
 from pipeline.think_filter import ThinkFilter
 from pipeline.tools.registry import install_tools
 from pipeline.webrtc.jitter import shorten_audio_jitter_buffers
@@ -176,8 +176,8 @@ def build_worker(
 ) -> PipelineWorker:
     """Assemble the pipeline for one peer and return its (not yet running) worker.
 
-    With ``party``, others can join the conversation (see pipeline.party): their audio is mixed
-    into the input and they hear the bot too.
+    With ``party``, others can join the conversation (see pipeline.sessions.party): their audio is
+    mixed into the input and they hear the bot too.
     """
     config = runtime.config
     if runtime.whisper is None or runtime.kokoro is None:

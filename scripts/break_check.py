@@ -71,7 +71,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         1,
         "SDP offers reach aiortc unvalidated",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "        check_offer(sdp)\n",
         "        pass\n",
         ("tests/loopback/test_hostile_sdp.py::test_named_hostile_offers_get_an_exact_400",),
@@ -103,7 +103,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         3,
         "offers being answered not counted against max_sessions",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "if self.active + self._reserved >= self._runtime.config.server.max_sessions:",
         "if self.active >= self._runtime.config.server.max_sessions:",
         (ACCESS + "test_concurrent_offers_over_max_sessions_get_503_and_allocate_nothing",),
@@ -168,7 +168,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         6,
         "a public STUN server configured",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "PeerRequestHandler(ice_servers=[])",
         'PeerRequestHandler(ice_servers=["stun:stun.l.google.com:19302"])',
         (E2E_VOICE,),
@@ -194,7 +194,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         8,
         "peer watchdog never gives a silent peer up",
-        "pipeline/liveness.py",
+        "pipeline/sessions/liveness.py",
         "reason = self._verdict(started, last_alive, now)",
         "reason = None",
         (LIFECYCLE + "test_a_vanished_peer_ends_its_session_and_frees_it",),
@@ -202,7 +202,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         9,
         "a renegotiated peer's old pc_id is kept",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         '        if answer is not None and request.pc_id and request.pc_id != answer["pc_id"]:\n'
         "            self._pcs_map.pop(request.pc_id, None)\n",
         '        if answer is not None and request.pc_id and request.pc_id != answer["pc_id"]:\n'
@@ -237,7 +237,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         13,
         "no garbage collection or malloc_trim after a session",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "                collect_session_garbage()\n"
         "                await asyncio.to_thread(release_free_memory)\n",
         "                pass\n",
@@ -249,7 +249,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         13,
         "an ended session forgotten only after its memory was released",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "            self._forget(task)\n            del session, party\n",
         "",
         ("tests/unit/test_session_memory.py",),

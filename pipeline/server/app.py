@@ -2,11 +2,11 @@
 
 Routes follow pipecat's SmallWebRTC runner so existing clients work unchanged:
 ``POST/PATCH /api/offer`` (``{"join": <session id>}`` in an offer joins a running conversation,
-see :mod:`pipeline.party`), ``POST /start`` + ``/sessions/{id}/api/offer``, plus ``GET /health``
-and ``GET /metrics`` (Prometheus text). Around them: ``GET /api/pairing`` (is this device
-paired?), ``GET /ca.crt`` (the local CA, for phones to trust) and ``GET /pair`` (the pairing QR
-code, for this machine's own browser only). Access control (same-origin, pairing token, offer
-rate, body cap) is :mod:`pipeline.server.access`; sessions are :mod:`pipeline.session_manager`.
+see :mod:`pipeline.sessions.party`), ``POST /start`` + ``/sessions/{id}/api/offer``, plus
+``GET /health`` and ``GET /metrics`` (Prometheus text). Around them: ``GET /api/pairing`` (is this
+device paired?), ``GET /ca.crt`` (the local CA, for phones to trust) and ``GET /pair`` (the pairing
+QR code, for this machine's own browser only). Access control (same-origin, pairing token, offer
+rate, body cap) is :mod:`pipeline.server.access`; sessions are :mod:`pipeline.sessions.manager`.
 
 ``/health`` and ``/metrics`` tell when someone in the house is talking to the agent, so their
 details are for this machine (a loopback client addressing a loopback name) and for paired
@@ -44,7 +44,7 @@ from pipeline.server.access import (
 )
 from pipeline.server.certs import public_ca_pem
 from pipeline.server.pairing import pairing_url, qr_svg
-from pipeline.session_manager import OfferError, SessionManager
+from pipeline.sessions.manager import OfferError, SessionManager
 from pipeline.webrtc.ice_policy import own_machine_ice
 
 __all__ = ["OfferError", "SessionManager", "access_policy", "create_app"]

@@ -23,7 +23,7 @@ from pipecat.transports.smallwebrtc.transport import (
     SmallWebRTCTransport,
 )
 
-from pipeline.party import GUEST_PACE_TIMEOUT_SECS, Party
+from pipeline.sessions.party import GUEST_PACE_TIMEOUT_SECS, Party
 
 
 class SharedOutputTransport(SmallWebRTCOutputTransport):

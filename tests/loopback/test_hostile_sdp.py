@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from pipeline.config import ServerConfig
 from pipeline.server.app import create_app
-from pipeline.session_manager import PeerRequestHandler, SessionManager
+from pipeline.sessions.manager import PeerRequestHandler, SessionManager
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.runtime import idle_session, unloaded_runtime
 from tests.support.sdp import aiortc_offer, chromium_offer

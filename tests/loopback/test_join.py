@@ -19,7 +19,7 @@ from pipeline.audio_clip import load_wav
 from pipeline.config import ServerConfig
 from pipeline.loopback_caller import LoopbackCaller
 from pipeline.server.app import create_app
-from pipeline.session_manager import PeerRequestHandler, SessionManager
+from pipeline.sessions.manager import PeerRequestHandler, SessionManager
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.loopback.echo_bot import serve_on_loopback, shared_echo_session
 from tests.support.conversation import FIXTURES

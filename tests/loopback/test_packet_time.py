@@ -17,7 +17,7 @@ from aiortc.stats import RTCInboundRtpStreamStats
 from pipeline.config import PipelineVariant, ServerConfig
 from pipeline.loopback_caller import LoopbackCaller
 from pipeline.server.app import create_app
-from pipeline.session_manager import PeerRequestHandler, SessionManager
+from pipeline.sessions.manager import PeerRequestHandler, SessionManager
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from pipeline.webrtc.packet_time import packet_time
 from tests.loopback.echo_bot import echo_session, serve_on_loopback

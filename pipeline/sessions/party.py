@@ -2,7 +2,7 @@
 
 A person starts a conversation; their peer (the host) is the one whose offer built the
 session's pipeline. Others join it from their own devices with the session's id
-(``POST /api/offer {"join": id, ...}``, see :mod:`pipeline.session_manager`). Each joined peer (a
+(``POST /api/offer {"join": id, ...}``, see :mod:`pipeline.sessions.manager`). Each joined peer (a
 guest) gets its own WebRTC connection but no pipeline: its microphone is decoded and mixed into
 the session's input (:mod:`pipeline.audio.mixer`), and the bot's audio and the messages the
 host's page gets are sent to it as well (:mod:`pipeline.webrtc.shared_transport`). Everyone hears

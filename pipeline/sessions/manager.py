@@ -7,8 +7,8 @@ gets a fresh pipeline; an offer naming a live peer's ``pc_id`` renegotiates that
 one pipeline.
 
 An offer with ``"join": <session id>`` joins that session's conversation instead of starting
-one (see :mod:`pipeline.party`): the new peer is answered like any other, but gets no pipeline;
-its audio is mixed into the session's and it hears the bot. Every answer carries its
+one (see :mod:`pipeline.sessions.party`): the new peer is answered like any other, but gets no
+pipeline; its audio is mixed into the session's and it hears the bot. Every answer carries its
 ``session_id``, which is what another device joins with.
 """
 
@@ -33,9 +33,9 @@ from pipecat.transports.smallwebrtc.request_handler import (
 )
 
 from pipeline.memory import collect_session_garbage, release_free_memory
-from pipeline.party import Party, PartyError
 from pipeline.runtime import AgentRuntime
 from pipeline.session import build_worker, run_session
+from pipeline.sessions.party import Party, PartyError
 from pipeline.webrtc.audio_out_track import audio_sender_track, release_pending_audio
 from pipeline.webrtc.packet_time import with_packet_time
 from pipeline.webrtc.sdp_check import SDPError, check_offer
