@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from pipeline.bench.cli import add_bench_parser, run_bench
-from pipeline.history_cli import add_history_arguments, add_history_parser, run_history
+from pipeline.conversation.history_cli import add_history_arguments, add_history_parser, run_history
 from pipeline.network_audit import allow_lan_peer
 from pipeline.network_audit import install_from_environment as install_network_audit
 from pipeline.tools_cli import add_tools_arguments

@@ -38,7 +38,8 @@ DEFAULT_TOOL_WORKING_PHRASE = "One moment."
 # Spoken instead of an answer when a tool runs past its timeout.
 DEFAULT_TOOL_TIMEOUT_APOLOGY = "Sorry, that is taking too long. Please try again later."
 # Spoken, instead of asking the LLM, to a request to control a device when no device tool is
-# configured (pipeline.device_requests): small models answer "Sure! I can turn on the light."
+# configured (pipeline.conversation.device_requests): small models answer "Sure! I can turn on the
+# light."
 DEFAULT_NO_DEVICE_TOOL_ANSWER = (
     # One short sentence, one piece for Kokoro: the first, twice as long, passed the 15 s
     # synthesis timeout with a second session speaking at the same time.

@@ -21,7 +21,7 @@ from pipeline.config import (
     STTConfig,
     TTSConfig,
 )
-from pipeline.history_cli import history_config
+from pipeline.conversation.history_cli import history_config
 from pipeline.server.access import is_loopback_host
 from pipeline.server.certs import CertReport, default_state_dir, ensure_certificates
 from pipeline.server.lan_addresses import LocalNames, local_names, url_host

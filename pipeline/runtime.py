@@ -15,7 +15,7 @@ from loguru import logger
 
 from pipeline.compute_priority import compute_executor
 from pipeline.config import AgentConfig
-from pipeline.conversation_store import ConversationWriter
+from pipeline.conversation.store import ConversationWriter
 from pipeline.metrics import Metrics
 from pipeline.tools.schemas import openai_tools
 from services.llm_gate import LLMGate

@@ -41,16 +41,16 @@ from pipeline.audio.ingress import AudioIngress
 from pipeline.audio.input_sink import InputAudioSink
 from pipeline.audio.noise_filter import AlignedRNNoiseFilter
 from pipeline.config import AgentConfig
-from pipeline.conversation_keeper import ConversationKeeper
-from pipeline.device_requests import DeviceRequestGuard
-from pipeline.empty_answer import EmptyAnswerGuard
+from pipeline.conversation.device_requests import DeviceRequestGuard
+from pipeline.conversation.empty_answer import EmptyAnswerGuard
+from pipeline.conversation.keeper import ConversationKeeper
+from pipeline.conversation.think_filter import ThinkFilter
 from pipeline.fallback import FailureResponder
 from pipeline.latency_report import LatencyReport
 from pipeline.metrics import Metrics
 from pipeline.runtime import AgentRuntime
 from pipeline.sessions.liveness import PeerWatchdog
 from pipeline.sessions.party import Party
-from pipeline.think_filter import ThinkFilter
 from pipeline.tools.registry import install_tools
 from pipeline.webrtc.jitter import shorten_audio_jitter_buffers
 from pipeline.webrtc.opus_sender import send_low_delay_opus
@@ -149,7 +149,7 @@ def _prefiller(
 
 def _device_request_guard(config: AgentConfig, session_id: str) -> list[FrameProcessor]:
     """With no device tool, a device request is answered that nothing can be switched, rather
-    than by a small model that says it did it (see pipeline.device_requests)."""
+    than by a small model that says it did it (see pipeline.conversation.device_requests)."""
     tools = config.tools
     if tools.home_assistant or not tools.no_device_tool_answer:
         return []
@@ -280,7 +280,7 @@ def _worker(
     """Wrap the processors in a worker with metrics, the latency report and the greeting.
 
     With ``aggregators``, the session keeps its turns in the history and its context window
-    rolling (see pipeline.conversation_keeper). With ``party``, the session outlives its host
+    rolling (see pipeline.conversation.keeper). With ``party``, the session outlives its host
     while anyone who joined is still in the conversation, and ends when the last one leaves.
     """
     config = runtime.config

@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.agent_process import AgentProcess
 from pipeline.config import DEFAULT_SYSTEM_PROMPT
-from pipeline.conversation_store import DB_FILENAME, ConversationStore
+from pipeline.conversation.store import DB_FILENAME, ConversationStore
 from pipeline.loopback_caller import LoopbackCaller
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from pipeline.config import HistoryConfig
-from pipeline.conversation_store import DB_FILENAME, ConversationStore, TurnRecord
+from pipeline.conversation.store import DB_FILENAME, ConversationStore, TurnRecord
 
 
 def add_history_arguments(serve: argparse.ArgumentParser) -> None:

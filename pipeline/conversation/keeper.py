@@ -26,8 +26,13 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 
 from pipeline.config import AgentConfig
-from pipeline.context_window import Compactor, Message, prewarm_with_llm, summarize_folded
-from pipeline.conversation_store import ConversationWriter, TurnRecord
+from pipeline.conversation.context_window import (
+    Compactor,
+    Message,
+    prewarm_with_llm,
+    summarize_folded,
+)
+from pipeline.conversation.store import ConversationWriter, TurnRecord
 from pipeline.fallback import stage_of
 from pipeline.tools.schemas import openai_tools
 from services.llm_server import LLMEndpoint
