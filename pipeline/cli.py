@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pipeline.bench.cli import add_bench_parser, run_bench
 from pipeline.conversation.history_cli import add_history_arguments, add_history_parser, run_history
-from pipeline.network_audit import allow_lan_peer
-from pipeline.network_audit import install_from_environment as install_network_audit
+from pipeline.ops.network_audit import allow_lan_peer
+from pipeline.ops.network_audit import install_from_environment as install_network_audit
 from pipeline.tools_cli import add_tools_arguments
 
 # `jetvoice serve` runs the event loop in asyncio debug mode with a 50 ms slow-callback log.
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_parser(subparsers)
     _add_certs_parser(subparsers)
     add_models_parser(subparsers)
-    from pipeline.doctor import add_doctor_parser
+    from pipeline.ops.doctor import add_doctor_parser
 
     add_doctor_parser(subparsers)
     add_bench_parser(subparsers)
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "history":
         return run_history(args)
     if args.command == "doctor":
-        from pipeline.doctor import run_doctor
+        from pipeline.ops.doctor import run_doctor
 
         return run_doctor(args)
     from models.cli import run_models

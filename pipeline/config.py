@@ -343,5 +343,5 @@ class AgentConfig:
     resume_greeting: str = DEFAULT_RESUME_GREETING
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     # Niceness of the model threads (Whisper, Smart Turn, Kokoro) so that the audio path runs
-    # first on a busy box (pipeline.compute_priority); 0 leaves every thread at the agent's.
+    # first on a busy box (pipeline.ops.compute_priority); 0 leaves every thread at the agent's.
     compute_nice: int = DEFAULT_COMPUTE_NICE

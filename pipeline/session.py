@@ -45,9 +45,9 @@ from pipeline.conversation.device_requests import DeviceRequestGuard
 from pipeline.conversation.empty_answer import EmptyAnswerGuard
 from pipeline.conversation.keeper import ConversationKeeper
 from pipeline.conversation.think_filter import ThinkFilter
-from pipeline.fallback import FailureResponder
-from pipeline.latency_report import LatencyReport
-from pipeline.metrics import Metrics
+from pipeline.ops.fallback import FailureResponder
+from pipeline.ops.latency_report import LatencyReport
+from pipeline.ops.metrics import Metrics
 from pipeline.runtime import AgentRuntime
 from pipeline.sessions.liveness import PeerWatchdog
 from pipeline.sessions.party import Party

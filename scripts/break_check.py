@@ -229,7 +229,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         12,
         "failure responder never apologises",
-        "pipeline/fallback.py",
+        "pipeline/ops/fallback.py",
         "apology = APOLOGIES.get(stage)",
         "apology = None",
         ("tests/unit/test_service_failures.py",),

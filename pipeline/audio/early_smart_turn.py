@@ -27,7 +27,7 @@ from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.metrics.metrics import MetricsData
 
-from pipeline.compute_priority import compute_executor, lowering_new_threads
+from pipeline.ops.compute_priority import compute_executor, lowering_new_threads
 from services.voice_level import SpeechLevelGate, window_dbfs
 
 Prediction = tuple[EndOfTurnState, MetricsData | None]
@@ -47,7 +47,7 @@ class EarlySmartTurn(LocalSmartTurnAnalyzerV3):
     ) -> None:
         """``quiet_secs`` of audio ``drop_db`` under the voice start the guess, whose quiet tail
         is repeated to ``pad_to_secs`` (the VAD's ``stop_secs``). The model runs at ``nice``
-        (pipeline.compute_priority): the guess shares the cores with Whisper's early
+        (pipeline.ops.compute_priority): the guess shares the cores with Whisper's early
         transcript, which the LLM's read-ahead waits for."""
         self._nice = nice
         # onnxruntime starts its intra-op threads while the session is built, on this thread.

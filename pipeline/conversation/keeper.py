@@ -33,7 +33,7 @@ from pipeline.conversation.context_window import (
     summarize_folded,
 )
 from pipeline.conversation.store import ConversationWriter, TurnRecord
-from pipeline.fallback import stage_of
+from pipeline.ops.fallback import stage_of
 from pipeline.tools.schemas import openai_tools
 from services.llm_server import LLMEndpoint
 

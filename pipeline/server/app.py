@@ -32,8 +32,8 @@ from loguru import logger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pipeline.config import ServerConfig
-from pipeline.memory import freeze_startup_heap
-from pipeline.metrics import PROMETHEUS_CONTENT_TYPE
+from pipeline.ops.memory import freeze_startup_heap
+from pipeline.ops.metrics import PROMETHEUS_CONTENT_TYPE
 from pipeline.runtime import AgentRuntime
 from pipeline.server.access import (
     AccessGuard,

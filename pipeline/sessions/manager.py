@@ -32,7 +32,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 
-from pipeline.memory import collect_session_garbage, release_free_memory
+from pipeline.ops.memory import collect_session_garbage, release_free_memory
 from pipeline.runtime import AgentRuntime
 from pipeline.session import build_worker, run_session
 from pipeline.sessions.party import Party, PartyError
@@ -492,7 +492,7 @@ class SessionManager:
 
     async def _run_then_release(self, session: Coroutine[Any, Any, None], party: Party) -> None:
         """Run a session, then see its guests out; free its garbage and give the memory back
-        (see pipeline.memory)."""
+        (see pipeline.ops.memory)."""
         try:
             await session
         finally:

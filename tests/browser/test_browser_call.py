@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.agent_process import AgentProcess
+from pipeline.ops.agent_process import AgentProcess
 from pipeline.server.certs import load_certificate, spki_sha256_base64
 from tests.support.conversation import padded_question_wav
 

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from pipeline.agent_process import AgentProcess
 from pipeline.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from pipeline.webrtc.signalling import ServerMessage
 from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting

@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipeline.agent_process import AgentProcess
 from pipeline.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.conversation import Reply, ask, fixture_clip, transcribe
 

@@ -1,6 +1,6 @@
 """Nothing leaves this machine, proven where packets are made: the real agent under `strace -f`.
 
-The network audit (pipeline/network_audit.py) sees Python's socket calls; native libraries call
+The network audit (pipeline/ops/network_audit.py) sees Python's socket calls; native libraries call
 libc directly (onnxruntime's telemetry looked up mobile.events.data.microsoft.com that way, from
 its own threads). Here the kernel's view: `jetvoice serve` (cpu profile, real models) and every
 process it starts (the llama.cpp server) run under `strace -f`, tracing connect, sendto, sendmsg
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from models.store import ModelStore
-from pipeline.agent_process import AgentProcess
+from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.own_addresses import is_own_address
 from services.telemetry import SWITCH_NAMES
 from tests.support.plain_client import call_with_plain_client

@@ -22,9 +22,9 @@ import httpx
 import numpy as np
 import pytest
 
-from pipeline.agent_process import AgentProcess
 from pipeline.audio_clip import FloatArray, block_levels_dbfs
 from pipeline.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
 from pipeline.tools_cli import HOME_ASSISTANT_TOKEN_ENV
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port

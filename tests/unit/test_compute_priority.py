@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from pipeline.audio.early_smart_turn import EarlySmartTurn
-from pipeline.compute_priority import compute_executor, lower_thread, lowering_new_threads
+from pipeline.ops.compute_priority import compute_executor, lower_thread, lowering_new_threads
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities: Linux")
 

@@ -16,7 +16,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.config import LLMConfig
 from pipeline.conversation.empty_answer import EMPTY_ANSWER_ERROR, EmptyAnswerGuard
-from pipeline.fallback import stage_of
+from pipeline.ops.fallback import stage_of
 from services.llm import RESPONSE_COMPLETE, create_llm_service
 from services.llm_server import LLMEndpoint
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pipeline.config import ServerConfig
-from pipeline.metrics import Metrics
+from pipeline.ops.metrics import Metrics
 from pipeline.server.app import SessionManager, create_app
 from tests.support.runtime import unloaded_runtime
 from tests.support.sdp import chromium_offer

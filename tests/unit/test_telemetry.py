@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.doctor import Machine, check_telemetry
+from pipeline.ops.doctor import Machine, check_telemetry
 from services import telemetry
 from services.telemetry import SWITCH_NAMES, SWITCHES, force_off, turned_on
 
@@ -55,7 +55,7 @@ def test_turned_on_tells_off_values_from_on_ones() -> None:
     "entry",
     [
         "import pipeline.cli",  # the `jetvoice` console script
-        "import pipeline.audited_run",  # how the llama.cpp server child starts
+        "import pipeline.ops.audited_run",  # how the llama.cpp server child starts
         "import services.tts",  # Kokoro's onnxruntime
         "import models.cli",
     ],

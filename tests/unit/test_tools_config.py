@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline import network_audit
 from pipeline.cli import build_parser
 from pipeline.config import DEFAULT_TOOLS, ToolsConfig
+from pipeline.ops import network_audit
 from pipeline.tools_cli import HOME_ASSISTANT_TOKEN_ENV, tools_config
 
 

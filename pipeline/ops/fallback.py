@@ -17,8 +17,8 @@ from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-from pipeline.latency_report import MESSAGE_LABEL
-from pipeline.metrics import Metrics
+from pipeline.ops.latency_report import MESSAGE_LABEL
+from pipeline.ops.metrics import Metrics
 
 APOLOGIES = {
     "llm": "Sorry, I couldn't come up with an answer just now. Please try again.",

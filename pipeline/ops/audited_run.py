@@ -1,4 +1,4 @@
-"""Run a Python module as a child server: ``python -m pipeline.audited_run [--nice N] MODULE
+"""Run a Python module as a child server: ``python -m pipeline.ops.audited_run [--nice N] MODULE
 ARGS...``. It installs the network audit first when ``JETVOICE_NETWORK_AUDIT`` is set, and with
 ``--nice`` lowers its own CPU priority before the module starts any thread (Linux gives each
 thread its own niceness, inherited from the thread that creates it), which is how ``jetvoice
@@ -10,7 +10,7 @@ import os
 import runpy
 import sys
 
-from pipeline.network_audit import install_from_environment
+from pipeline.ops.network_audit import install_from_environment
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
         niceness = int(args[1])
         args = args[2:]
     if not args:
-        raise SystemExit("usage: python -m pipeline.audited_run [--nice N] MODULE [ARGS...]")
+        raise SystemExit("usage: python -m pipeline.ops.audited_run [--nice N] MODULE [ARGS...]")
     install_from_environment()
     if niceness > 0 and hasattr(os, "nice"):
         os.nice(niceness)

@@ -34,7 +34,7 @@ from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-from pipeline.metrics import Metrics
+from pipeline.ops.metrics import Metrics
 
 MESSAGE_LABEL = "jetvoice"
 
