@@ -17,7 +17,7 @@ from pipeline.bench.cli import add_bench_parser, run_bench
 from pipeline.conversation.history_cli import add_history_arguments, add_history_parser, run_history
 from pipeline.ops.network_audit import allow_lan_peer
 from pipeline.ops.network_audit import install_from_environment as install_network_audit
-from pipeline.tools_cli import add_tools_arguments
+from pipeline.tools.cli import add_tools_arguments
 
 # `jetvoice serve` runs the event loop in asyncio debug mode with a 50 ms slow-callback log.
 ASYNCIO_DEBUG_ENV = "JETVOICE_ASYNCIO_DEBUG"

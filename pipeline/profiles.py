@@ -26,7 +26,7 @@ from pipeline.server.access import is_loopback_host
 from pipeline.server.certs import CertReport, default_state_dir, ensure_certificates
 from pipeline.server.lan_addresses import LocalNames, local_names, url_host
 from pipeline.server.pairing import load_or_create_token
-from pipeline.tools_cli import tools_config
+from pipeline.tools.cli import tools_config
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 

@@ -25,7 +25,7 @@ import pytest
 from pipeline.audio_clip import FloatArray, block_levels_dbfs
 from pipeline.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
-from pipeline.tools_cli import HOME_ASSISTANT_TOKEN_ENV
+from pipeline.tools.cli import HOME_ASSISTANT_TOKEN_ENV
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port
 from tests.conftest import keep_log

@@ -10,7 +10,7 @@ import pytest
 from pipeline.cli import build_parser
 from pipeline.config import DEFAULT_TOOLS, ToolsConfig
 from pipeline.ops import network_audit
-from pipeline.tools_cli import HOME_ASSISTANT_TOKEN_ENV, tools_config
+from pipeline.tools.cli import HOME_ASSISTANT_TOKEN_ENV, tools_config
 
 
 def _config(argv: list[str], environ: dict[str, str] | None = None) -> ToolsConfig:
