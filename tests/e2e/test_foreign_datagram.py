@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from pipeline.webrtc.own_addresses import parse_ip

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.config import DEFAULT_SYSTEM_PROMPT
 from pipeline.conversation.store import DB_FILENAME, ConversationStore
-from pipeline.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port

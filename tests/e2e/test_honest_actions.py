@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from pipeline.webrtc.signalling import ServerMessage

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port

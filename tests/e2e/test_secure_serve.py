@@ -16,7 +16,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from pipeline.loopback_caller import CallerConfig, LoopbackCaller
+from pipeline.bench.client.loopback_caller import CallerConfig, LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.server.certs import load_certificate, san_of
 from pipeline.webrtc.ice_policy import loopback_only_ice

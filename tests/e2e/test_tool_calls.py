@@ -22,8 +22,8 @@ import httpx
 import numpy as np
 import pytest
 
-from pipeline.audio_clip import FloatArray, block_levels_dbfs
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.bench.client.audio_clip import FloatArray, block_levels_dbfs
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.tools.cli import HOME_ASSISTANT_TOKEN_ENV
 from pipeline.webrtc.ice_policy import loopback_only_ice

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 import pytest
 
-from pipeline.audio_clip import load_wav
+from pipeline.bench.client.audio_clip import load_wav
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.config import ServerConfig
-from pipeline.loopback_caller import LoopbackCaller
 from pipeline.server.app import create_app
 from pipeline.sessions.manager import PeerRequestHandler, SessionManager
 from pipeline.webrtc.ice_policy import loopback_only_ice

@@ -14,8 +14,8 @@ import asyncio
 import pytest
 from aiortc.stats import RTCInboundRtpStreamStats
 
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.config import PipelineVariant, ServerConfig
-from pipeline.loopback_caller import LoopbackCaller
 from pipeline.server.app import create_app
 from pipeline.sessions.manager import PeerRequestHandler, SessionManager
 from pipeline.webrtc.ice_policy import loopback_only_ice

@@ -35,7 +35,7 @@ import pytest
 
 from models.paths import profile_paths
 from models.store import ModelStore, ModelUnavailableError, default_models_dir
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.conversation import fixture_clip

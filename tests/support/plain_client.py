@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.audio_clip import load_wav
+from pipeline.bench.client.audio_clip import load_wav
 from pipeline.ops.agent_process import AgentProcess
 from tests.support.conversation import padded_question_wav, transcribe
 

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-from pipeline.audio_clip import FloatArray
+from pipeline.bench.client.audio_clip import FloatArray
 
 RECORD_SAMPLE_RATE = 48_000
 BLOCK_SAMPLES = RECORD_SAMPLE_RATE // 100  # 10 ms

@@ -33,9 +33,9 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from pipeline.audio_clip import FloatArray, to_mono_float32
-from pipeline.audio_recorder import DEFAULT_VOICE_THRESHOLD_DBFS, AudioRecorder
-from pipeline.microphone_track import MIC_SAMPLE_RATE, MicrophoneTrack, to_mic_samples
+from pipeline.bench.client.audio_clip import FloatArray, to_mono_float32
+from pipeline.bench.client.audio_recorder import DEFAULT_VOICE_THRESHOLD_DBFS, AudioRecorder
+from pipeline.bench.client.microphone_track import MIC_SAMPLE_RATE, MicrophoneTrack, to_mic_samples
 from pipeline.webrtc.jitter import LISTENER_AUDIO_PREFETCH_PACKETS, shorten_audio_jitter_buffers
 from pipeline.webrtc.opus_sender import LowDelayOpusEncoder, send_low_delay_opus
 from pipeline.webrtc.packet_time import MIC_PACKET_MS, packet_time

@@ -22,7 +22,7 @@ import soxr
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from pipeline.audio_clip import FloatArray
+from pipeline.bench.client.audio_clip import FloatArray
 
 logger = logging.getLogger(__name__)
 
