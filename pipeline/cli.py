@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from pipeline.bench.cli import add_bench_parser, run_bench
-from pipeline.history_cli import add_history_arguments, add_history_parser, run_history
-from pipeline.network_audit import allow_lan_peer
-from pipeline.network_audit import install_from_environment as install_network_audit
-from pipeline.tools_cli import add_tools_arguments
+from pipeline.conversation.history_cli import add_history_arguments, add_history_parser, run_history
+from pipeline.ops.network_audit import allow_lan_peer
+from pipeline.ops.network_audit import install_from_environment as install_network_audit
+from pipeline.tools.cli import add_tools_arguments
 
 # `jetvoice serve` runs the event loop in asyncio debug mode with a 50 ms slow-callback log.
 ASYNCIO_DEBUG_ENV = "JETVOICE_ASYNCIO_DEBUG"
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_parser(subparsers)
     _add_certs_parser(subparsers)
     add_models_parser(subparsers)
-    from pipeline.doctor import add_doctor_parser
+    from pipeline.ops.doctor import add_doctor_parser
 
     add_doctor_parser(subparsers)
     add_bench_parser(subparsers)
@@ -178,9 +178,9 @@ def _serve(args: argparse.Namespace) -> int:
     from loguru import logger
 
     from models.store import ModelStore, ModelUnavailableError, default_models_dir
-    from pipeline.banner import certs_summary, serve_banner
-    from pipeline.certs import default_state_dir, server_ssl_context
     from pipeline.profiles import build_agent_config, build_server_config
+    from pipeline.server.banner import certs_summary, serve_banner
+    from pipeline.server.certs import default_state_dir, server_ssl_context
 
     state_dir = args.state_dir or default_state_dir()
     store = ModelStore(args.models_dir or default_models_dir())
@@ -205,7 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = config.server
     # pipecat and the models' libraries load only for a start that passed the checks above.
     from pipeline.runtime import AgentRuntime
-    from pipeline.server import create_app
+    from pipeline.server.app import create_app
 
     def on_ready() -> None:
         banner = serve_banner(server, state_dir=state_dir, show_token=sys.stdout.isatty())
@@ -237,9 +237,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _certs(args: argparse.Namespace) -> int:
-    from pipeline.banner import certs_summary
-    from pipeline.certs import default_state_dir, ensure_certificates
-    from pipeline.lan_addresses import local_names
+    from pipeline.server.banner import certs_summary
+    from pipeline.server.certs import default_state_dir, ensure_certificates
+    from pipeline.server.lan_addresses import local_names
 
     state_dir = args.state_dir or default_state_dir()
     report = ensure_certificates(state_dir, local_names(args.hostname))
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "history":
         return run_history(args)
     if args.command == "doctor":
-        from pipeline.doctor import run_doctor
+        from pipeline.ops.doctor import run_doctor
 
         return run_doctor(args)
     from models.cli import run_models

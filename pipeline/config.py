@@ -38,7 +38,8 @@ DEFAULT_TOOL_WORKING_PHRASE = "One moment."
 # Spoken instead of an answer when a tool runs past its timeout.
 DEFAULT_TOOL_TIMEOUT_APOLOGY = "Sorry, that is taking too long. Please try again later."
 # Spoken, instead of asking the LLM, to a request to control a device when no device tool is
-# configured (pipeline.device_requests): small models answer "Sure! I can turn on the light."
+# configured (pipeline.conversation.device_requests): small models answer "Sure! I can turn on the
+# light."
 DEFAULT_NO_DEVICE_TOOL_ANSWER = (
     # One short sentence, one piece for Kokoro: the first, twice as long, passed the 15 s
     # synthesis timeout with a second session speaking at the same time.
@@ -119,7 +120,7 @@ class STTConfig:
 
 # Whole first sentences that answers often open with. Each is synthesized once, in the
 # background after start-up, so an answer opening with one plays it without waiting for
-# synthesis (a sentence end always closes the first spoken piece: pipeline.clause_chunker).
+# synthesis (a sentence end always closes the first spoken piece: services.clause_chunker).
 DEFAULT_OPENERS: tuple[str, ...] = (
     "Sure!",
     "Sure.",
@@ -217,14 +218,14 @@ class TurnConfig:
     vad_start_secs: float = 0.2
     vad_confidence: float = 0.7
     # A window this far (dB) below the speaker's recent speech level ends speech at once,
-    # instead of when Silero's trailing confidence falls (pipeline.endpointing_vad); 0: off.
+    # instead of when Silero's trailing confidence falls (pipeline.audio.endpointing_vad); 0: off.
     vad_energy_drop_db: float = 30.0
     # With it, the stop counts the quiet from the energy drop, not from the next 32 ms window.
     vad_sub_window_stop: bool = True
     # Silence after which Smart Turn's "incomplete" verdict is overruled and the turn ends.
     smart_turn_stop_secs: float = 1.5
     # Smart Turn starts predicting once the voice has stayed 30 dB under the speaker's level
-    # this long, instead of at the VAD's stop (pipeline.early_smart_turn); 0: at the stop.
+    # this long, instead of at the VAD's stop (pipeline.audio.early_smart_turn); 0: at the stop.
     smart_turn_early_secs: float = 0.04
     smart_turn_early_drop_db: float = 30.0
     barge_in: bool = True
@@ -241,7 +242,7 @@ class ServerConfig:
     max_sessions: int = 2
     # People who may join one conversation from their own devices (to listen and speak) besides
     # the one who started it. They share its pipeline, so they do not count against
-    # max_sessions; each costs an Opus decoder and encoder (see pipeline.party).
+    # max_sessions; each costs an Opus decoder and encoder (see pipeline.sessions.party).
     max_guests: int = 3
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
@@ -249,8 +250,8 @@ class ServerConfig:
     tls_ca_certfile: Path | None = None
     offer_timeout_secs: float = 20.0
     # Microphone packet length asked of the caller in the answer (``a=ptime``, see
-    # pipeline.packet_time); None leaves the browser's 20 ms. 10 ms packets cut ~4 ms from the
-    # end of a turn, not measurable in the benchmark, and cost ~6 % of a core in the server's
+    # pipeline.webrtc.packet_time); None leaves the browser's 20 ms. 10 ms packets cut ~4 ms from
+    # the end of a turn, not measurable in the benchmark, and cost ~6 % of a core in the server's
     # audio path for the whole call, taken from Kokoro's first audio on a 2-core box.
     microphone_packet_ms: int | None = None
     # The pairing token; repr=False keeps it out of any log line that prints the config.
@@ -342,5 +343,5 @@ class AgentConfig:
     resume_greeting: str = DEFAULT_RESUME_GREETING
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     # Niceness of the model threads (Whisper, Smart Turn, Kokoro) so that the audio path runs
-    # first on a busy box (pipeline.compute_priority); 0 leaves every thread at the agent's.
+    # first on a busy box (pipeline.ops.compute_priority); 0 leaves every thread at the agent's.
     compute_nice: int = DEFAULT_COMPUTE_NICE

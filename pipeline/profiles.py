@@ -10,8 +10,6 @@ from pathlib import Path
 
 from models.paths import profile_paths
 from models.store import ModelStore
-from pipeline.access import is_loopback_host
-from pipeline.certs import CertReport, default_state_dir, ensure_certificates
 from pipeline.config import (
     DEFAULT_COMPUTE_NICE,
     DEFAULT_LLM_NICE,
@@ -23,10 +21,12 @@ from pipeline.config import (
     STTConfig,
     TTSConfig,
 )
-from pipeline.history_cli import history_config
-from pipeline.lan_addresses import LocalNames, local_names, url_host
-from pipeline.pairing import load_or_create_token
-from pipeline.tools_cli import tools_config
+from pipeline.conversation.history_cli import history_config
+from pipeline.server.access import is_loopback_host
+from pipeline.server.certs import CertReport, default_state_dir, ensure_certificates
+from pipeline.server.lan_addresses import LocalNames, local_names, url_host
+from pipeline.server.pairing import load_or_create_token
+from pipeline.tools.cli import tools_config
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 

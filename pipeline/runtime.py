@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 import httpx
 from loguru import logger
 
-from pipeline.compute_priority import compute_executor
 from pipeline.config import AgentConfig
-from pipeline.conversation_store import ConversationWriter
-from pipeline.metrics import Metrics
+from pipeline.conversation.store import ConversationWriter
+from pipeline.ops.compute_priority import compute_executor
+from pipeline.ops.metrics import Metrics
 from pipeline.tools.schemas import openai_tools
 from services.llm_gate import LLMGate
 from services.llm_server import LLMEndpoint, LLMServer
@@ -137,7 +137,7 @@ class AgentRuntime:
         return await asyncio.get_running_loop().run_in_executor(self.compute, function, *args)
 
     def _fixed_phrases(self) -> tuple[str, ...]:
-        from pipeline.fallback import APOLOGIES
+        from pipeline.ops.fallback import APOLOGIES
 
         greetings = (self.config.greeting, self.config.resume_greeting)
         greeting = tuple(g for g in greetings if g)

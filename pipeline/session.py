@@ -35,26 +35,26 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from pipeline.audio_ingress import AudioIngress
+from pipeline.audio.early_smart_turn import EarlySmartTurn
+from pipeline.audio.endpointing_vad import EndpointingSileroVAD
+from pipeline.audio.ingress import AudioIngress
+from pipeline.audio.input_sink import InputAudioSink
+from pipeline.audio.noise_filter import AlignedRNNoiseFilter
 from pipeline.config import AgentConfig
-from pipeline.conversation_keeper import ConversationKeeper
-from pipeline.device_requests import DeviceRequestGuard
-from pipeline.early_smart_turn import EarlySmartTurn
-from pipeline.empty_answer import EmptyAnswerGuard
-from pipeline.endpointing_vad import EndpointingSileroVAD
-from pipeline.fallback import FailureResponder
-from pipeline.input_audio_sink import InputAudioSink
-from pipeline.jitter import shorten_audio_jitter_buffers
-from pipeline.latency_report import LatencyReport
-from pipeline.liveness import PeerWatchdog
-from pipeline.metrics import Metrics
-from pipeline.noise_filter import AlignedRNNoiseFilter
-from pipeline.opus_sender import send_low_delay_opus
-from pipeline.party import Party
+from pipeline.conversation.device_requests import DeviceRequestGuard
+from pipeline.conversation.empty_answer import EmptyAnswerGuard
+from pipeline.conversation.keeper import ConversationKeeper
+from pipeline.conversation.think_filter import ThinkFilter
+from pipeline.ops.fallback import FailureResponder
+from pipeline.ops.latency_report import LatencyReport
+from pipeline.ops.metrics import Metrics
 from pipeline.runtime import AgentRuntime
-from pipeline.shared_transport import SharedTransport
-from pipeline.think_filter import ThinkFilter
+from pipeline.sessions.liveness import PeerWatchdog
+from pipeline.sessions.party import Party
 from pipeline.tools.registry import install_tools
+from pipeline.webrtc.jitter import shorten_audio_jitter_buffers
+from pipeline.webrtc.opus_sender import send_low_delay_opus
+from pipeline.webrtc.shared_transport import SharedTransport
 from services.llm import LocalLLMService, create_llm_service
 from services.stt import LocalWhisperSTTService
 from services.tts import LocalKokoroTTSService
@@ -149,7 +149,7 @@ def _prefiller(
 
 def _device_request_guard(config: AgentConfig, session_id: str) -> list[FrameProcessor]:
     """With no device tool, a device request is answered that nothing can be switched, rather
-    than by a small model that says it did it (see pipeline.device_requests)."""
+    than by a small model that says it did it (see pipeline.conversation.device_requests)."""
     tools = config.tools
     if tools.home_assistant or not tools.no_device_tool_answer:
         return []
@@ -176,8 +176,8 @@ def build_worker(
 ) -> PipelineWorker:
     """Assemble the pipeline for one peer and return its (not yet running) worker.
 
-    With ``party``, others can join the conversation (see pipeline.party): their audio is mixed
-    into the input and they hear the bot too.
+    With ``party``, others can join the conversation (see pipeline.sessions.party): their audio is
+    mixed into the input and they hear the bot too.
     """
     config = runtime.config
     if runtime.whisper is None or runtime.kokoro is None:
@@ -185,9 +185,9 @@ def build_worker(
     if config.variant == "stock":
         return _stock_worker(connection, runtime, session_id)
     # 20 ms output writes rather than pipecat's 40 ms: less to wait for before the first bot
-    # sample leaves (it leaves in 10 ms Opus packets, see pipeline.opus_sender).
+    # sample leaves (it leaves in 10 ms Opus packets, see pipeline.webrtc.opus_sender).
     # RNNoise runs in the audio ingress, after malformed frames are repaired, not in the
-    # transport (see pipeline.audio_ingress).
+    # transport (see pipeline.audio.ingress).
     transport = _transport(
         connection, runtime, out_10ms_chunks=2, noise_filter_in_transport=False, party=party
     )
@@ -280,7 +280,7 @@ def _worker(
     """Wrap the processors in a worker with metrics, the latency report and the greeting.
 
     With ``aggregators``, the session keeps its turns in the history and its context window
-    rolling (see pipeline.conversation_keeper). With ``party``, the session outlives its host
+    rolling (see pipeline.conversation.keeper). With ``party``, the session outlives its host
     while anyone who joined is still in the conversation, and ends when the last one leaves.
     """
     config = runtime.config

@@ -71,7 +71,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         1,
         "SDP offers reach aiortc unvalidated",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "        check_offer(sdp)\n",
         "        pass\n",
         ("tests/loopback/test_hostile_sdp.py::test_named_hostile_offers_get_an_exact_400",),
@@ -79,7 +79,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         2,
         "body cap raised to 1 GiB",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "cap = self.policy.max_body_bytes",
         "cap = 1 << 30",
         (ACCESS + "test_oversized_body_is_413_before_parsing",),
@@ -87,7 +87,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         2,
         "no timeout on a slow body",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "async with asyncio.timeout(self.policy.body_timeout_secs):",
         "async with asyncio.timeout(None):",
         (ACCESS + "test_slow_body_times_out_with_408",),
@@ -95,7 +95,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         3,
         "offer rate limiter off",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "            if wait > 0:\n",
         "            if False:\n",
         (ACCESS + "test_offer_flood_gets_429_with_retry_after",),
@@ -103,7 +103,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         3,
         "offers being answered not counted against max_sessions",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "if self.active + self._reserved >= self._runtime.config.server.max_sessions:",
         "if self.active >= self._runtime.config.server.max_sessions:",
         (ACCESS + "test_concurrent_offers_over_max_sessions_get_503_and_allocate_nothing",),
@@ -111,7 +111,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         4,
         "foreign Origin accepted",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "if origin is not None and not same_origin(origin, scope):",
         "if False:",
         (ACCESS + "test_foreign_origin_is_403",),
@@ -119,7 +119,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         4,
         "any token accepted",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "        if policy.token is not None and token_matches(token, policy.token):\n"
         '            return "paired"\n',
         '        if True:\n            return "paired"\n',
@@ -128,7 +128,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         4,
         "refusal log line carries the query string (?token=)",
-        "pipeline/access.py",
+        "pipeline/server/access.py",
         "f\"refused {scope['method']} {scope['path']} from \"",
         "f\"refused {scope['method']} {scope['path']}?{scope['query_string'].decode()} from \"",
         (ACCESS + "test_the_token_never_reaches_the_logs",),
@@ -144,7 +144,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         5,
         "server certificate without the LAN IP addresses",
-        "pipeline/certs.py",
+        "pipeline/server/certs.py",
         "alt_names += [x509.IPAddress(a) for a in ip_addresses]",
         "alt_names += []",
         ("tests/unit/test_certs.py::test_server_certificate_names_every_address_and_name",),
@@ -152,7 +152,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         6,
         "ICE gathers on every interface and talks to anyone (no policy on the loopback bind)",
-        "pipeline/server.py",
+        "pipeline/server/app.py",
         "own_machine_ice() if is_loopback_host(runtime.config.server.host) else nullcontext()",
         "nullcontext()",
         (E2E_VOICE, FOREIGN_DATAGRAM),
@@ -160,7 +160,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         6,
         "the loopback bind's ICE answers datagrams from other machines",
-        "pipeline/ice_policy.py",
+        "pipeline/webrtc/ice_policy.py",
         '_restricted_ice("own-machine", _own_host_addresses, is_own_address)',
         '_restricted_ice("own-machine", _own_host_addresses, lambda _host: True)',
         (FOREIGN_DATAGRAM, "tests/unit/test_ice_policy.py"),
@@ -168,7 +168,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         6,
         "a public STUN server configured",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "PeerRequestHandler(ice_servers=[])",
         'PeerRequestHandler(ice_servers=["stun:stun.l.google.com:19302"])',
         (E2E_VOICE,),
@@ -176,7 +176,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         6,
         "onnxruntime's telemetry back on (it looks up a Microsoft collector from native code)",
-        "pipeline/telemetry.py",
+        "services/telemetry.py",
         'Switch("ORT_DISABLE_TELEMETRY", "1",',
         'Switch("ORT_DISABLE_TELEMETRY", "0",',
         (SYSCALL_AUDIT,),
@@ -184,7 +184,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         7,
         "aiortc's stock jitter buffer (stalls 280 ms after a lost packet)",
-        "pipeline/jitter.py",
+        "pipeline/webrtc/jitter.py",
         "_RTCRtpReceiver__jitter_buffer = AudioJitterBuffer(  # type: ignore[attr-defined]\n"
         "                capacity=_AUDIO_CAPACITY, prefetch=prefetch, loss_wait=loss_wait\n",
         "_RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]\n"
@@ -194,7 +194,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         8,
         "peer watchdog never gives a silent peer up",
-        "pipeline/liveness.py",
+        "pipeline/sessions/liveness.py",
         "reason = liveness.verdict(self._connection, time.monotonic())",
         "reason = None",
         (LIFECYCLE + "test_a_vanished_peer_ends_its_session_and_frees_it",),
@@ -202,7 +202,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         9,
         "a renegotiated peer's old pc_id is kept",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         '        if answer is not None and request.pc_id and request.pc_id != answer["pc_id"]:\n'
         "            self._pcs_map.pop(request.pc_id, None)\n",
         '        if answer is not None and request.pc_id and request.pc_id != answer["pc_id"]:\n'
@@ -229,7 +229,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         12,
         "failure responder never apologises",
-        "pipeline/fallback.py",
+        "pipeline/ops/fallback.py",
         "apology = APOLOGIES.get(stage)",
         "apology = None",
         ("tests/unit/test_service_failures.py",),
@@ -237,7 +237,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         13,
         "no garbage collection or malloc_trim after a session",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "                collect_session_garbage()\n"
         "                await asyncio.to_thread(release_free_memory)\n",
         "                pass\n",
@@ -249,7 +249,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         13,
         "an ended session forgotten only after its memory was released",
-        "pipeline/session_manager.py",
+        "pipeline/sessions/manager.py",
         "            self._forget(task)\n            del session, party\n",
         "",
         ("tests/unit/test_session_memory.py",),
@@ -257,7 +257,7 @@ BREAKS: tuple[Break, ...] = (
     Break(
         14,
         "odd byte lengths passed on unaligned (no ingress repair)",
-        "pipeline/audio_ingress.py",
+        "pipeline/audio/ingress.py",
         "audio, self._carry = audio[:whole], audio[whole:]",
         'audio, self._carry = audio, b""',
         ("tests/integration/test_degenerate_audio.py",),
@@ -267,16 +267,16 @@ BREAKS: tuple[Break, ...] = (
         15,
         "a Whisper model loaded per session",
         "pipeline/session.py",
-        "LocalWhisperSTTService(runtime.whisper),",
-        "LocalWhisperSTTService(type(runtime.whisper)(config.stt)),",
+        "            runtime.whisper,\n            on_early_transcript",
+        "            type(runtime.whisper)(config.stt),\n            on_early_transcript",
         (LIFECYCLE + "test_five_offers_at_once_get_two_sessions_and_the_models_load_once",),
     ),
     Break(
         16,
         "Whisper inference on the event loop",
         "services/stt.py",
-        "asyncio.to_thread(self._engine.transcribe, samples)",
-        "asyncio.sleep(0, self._engine.transcribe(samples))",
+        "return await loop.run_in_executor(self.executor, self.transcribe, audio)",
+        "return self.transcribe(audio)",
         (LIFECYCLE + "test_no_inference_on_the_event_loop_and_even_audio_pacing",),
     ),
 )

@@ -3,7 +3,7 @@
 The VAD reports the end of speech only after ``stop_secs`` (200 ms) of silence, and Whisper
 started only then: its 60-150 ms were added to every turn. The voice's energy tells much sooner
 that the speaker went quiet. Once the audio has stayed far below the speaker's level (the same
-drop that ends speech for the VAD, ``pipeline.endpointing_vad``) for ``quiet_secs``, the segment
+drop that ends speech for the VAD, ``services.voice_level``) for ``quiet_secs``, the segment
 so far is transcribed in a worker thread: the guess. When the VAD's stop comes and nothing but
 quiet audio followed the guess, the guess is the turn's transcript; Whisper hears the same
 words either way, as what it did not get is audio far below the voice, and every segment is
@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.endpointing_vad import SpeechLevelGate, window_dbfs
+from services.voice_level import SpeechLevelGate, window_dbfs
 
 Transcribe = Callable[[bytes], Coroutine[Any, Any, str]]
 OnText = Callable[[str], None]

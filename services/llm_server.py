@@ -71,7 +71,7 @@ def llama_cpp_command(config: LLMConfig, port: int) -> list[str]:
         sys.executable,
         # Also installs the network audit when it is on (JETVOICE_NETWORK_AUDIT).
         "-m",
-        "pipeline.audited_run",
+        "pipeline.ops.audited_run",
         "--nice",
         str(config.cpu_nice),
         "llama_cpp.server",

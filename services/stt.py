@@ -49,7 +49,7 @@ class WhisperEngine:
     loads: ClassVar[int] = 0
 
     def __init__(self, config: STTConfig, executor: Executor | None = None) -> None:
-        """``executor`` runs the transcriptions (pipeline.compute_priority); None: asyncio's."""
+        """``executor`` runs the transcriptions (pipeline.ops.compute_priority); None: asyncio's."""
         type(self).loads += 1
         self.config = config
         self.executor = executor

@@ -23,8 +23,8 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TextAggregationMode, TTSService
 
-from pipeline.clause_chunker import ClauseTextAggregator
 from pipeline.config import TTSConfig
+from services.clause_chunker import ClauseTextAggregator
 
 KOKORO_SAMPLE_RATE = 24000
 # Kokoro starts each utterance with 20-50 ms of near silence; nobody hears it, but the first
@@ -63,7 +63,7 @@ class KokoroEngine:
     loads: ClassVar[int] = 0
 
     def __init__(self, config: TTSConfig, executor: Executor | None = None) -> None:
-        """``executor`` runs the syntheses (pipeline.compute_priority); None: asyncio's."""
+        """``executor`` runs the syntheses (pipeline.ops.compute_priority); None: asyncio's."""
         type(self).loads += 1
         self.config = config
         self.executor = executor
@@ -226,7 +226,7 @@ class LocalKokoroTTSService(TTSService):
         The clause chunker keeps an answer's pieces to 30 words, well inside one Kokoro batch
         (510 phonemes), so there is nothing to stream within a piece; kokoro-onnx's own
         streaming would run its batches on asyncio's shared threads, not the model threads
-        (pipeline.compute_priority).
+        (pipeline.ops.compute_priority).
         """
         config = self._engine.config
         # A synthesis that never returns must not leave the bot silent mid-answer; the bound is

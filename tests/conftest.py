@@ -15,8 +15,8 @@ import pytest_asyncio
 
 from models.paths import profile_paths
 from models.store import ModelStore, ModelUnavailableError, default_models_dir
-from pipeline.agent_process import AgentProcess
-from pipeline.network_audit import ENV_VAR as NETWORK_AUDIT_ENV
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.ops.network_audit import ENV_VAR as NETWORK_AUDIT_ENV
 
 LEAK_GRACE_SECS = 5.0
 # The shared agents' logs, kept after the run: a failure in a test they served is read there.

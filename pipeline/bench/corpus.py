@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.audio_clip import FloatArray, last_voiced_sample, load_wav
+from pipeline.bench.client.audio_clip import FloatArray, last_voiced_sample, load_wav
 from pipeline.bench.paths import DEFAULT_CORPUS
 
 # Silence before the speech, as a person draws breath; the microphone is silent afterwards

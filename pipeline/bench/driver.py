@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 from aiortc.mediastreams import MediaStreamError
 
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.bench.corpus import CallPlan, Utterance
 from pipeline.bench.measurement import TurnResult, derive_stages, smart_turn_fields
-from pipeline.loopback_caller import LoopbackCaller
-from pipeline.webrtc_signalling import ServerMessage
+from pipeline.webrtc.signalling import ServerMessage
 
 Progress = Callable[[str], None]
 

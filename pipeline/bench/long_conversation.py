@@ -25,7 +25,12 @@ from typing import Any, Literal
 import httpx
 
 from pipeline.config import DEFAULT_SYSTEM_PROMPT, ContextWindowConfig, LLMConfig, LLMServerKind
-from pipeline.context_window import Compactor, Message, prewarm_with_llm, summarize_folded
+from pipeline.conversation.context_window import (
+    Compactor,
+    Message,
+    prewarm_with_llm,
+    summarize_folded,
+)
 from services.llm_server import LLMEndpoint, LLMServer
 
 QUESTIONS = (

@@ -2,7 +2,7 @@
 
 The client measures voice-to-voice: from the true end of the user's speech (the last voiced
 sample of the clip, on the microphone's real-time clock) to the arrival of the first non-silent
-bot sample. The server's ``latency`` message (``pipeline/latency_report.py``) carries, in
+bot sample. The server's ``latency`` message (``pipeline/ops/latency_report.py``) carries, in
 ``timeline_ms``, the moments of the turn in milliseconds from the user's silence as the server
 saw it. The stages below are the gaps between those moments, in the order they happen:
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 
-from pipeline.agent_process import AgentProcess, AgentProcessError
 from pipeline.bench.corpus import CallPlan
 from pipeline.bench.driver import CallDriver, CallRecord, DriverConfig, Progress
 from pipeline.bench.measurement import TurnResult
-from pipeline.ice_policy import loopback_only_ice
+from pipeline.ops.agent_process import AgentProcess, AgentProcessError
+from pipeline.webrtc.ice_policy import loopback_only_ice
 
 
 @dataclass(frozen=True)

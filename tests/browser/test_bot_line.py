@@ -1,6 +1,6 @@
 """The bot's line in the page's transcript never goes backwards, in a real Chromium.
 
-The page's own module (pipeline/web/bot_line.js) is driven with the messages of the response
+The page's own module (pipeline/server/web/bot_line.js) is driven with the messages of the response
 that went "Sure! I" -> "Sure! I can" -> "Sure!" -> the whole sentence: the LLM's tokens
 (bot-llm-text) and, later and a sentence at a time, what was spoken (bot-output). The page's
 files are served to the browser from the working tree by Playwright's router, so no agent runs.
@@ -20,7 +20,7 @@ playwright_sync = pytest.importorskip(
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
-WEB = Path(__file__).resolve().parents[2] / "pipeline" / "web"
+WEB = Path(__file__).resolve().parents[2] / "pipeline" / "server" / "web"
 ORIGIN = "http://jetvoice.test"
 TYPES = {".js": "text/javascript", ".html": "text/html", ".css": "text/css"}
 
@@ -30,7 +30,7 @@ TOKENS = ["Sure", "!", " I", " can", " turn", " on", " the", " living", " room",
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    """A page of the web app's origin, served from pipeline/web; nothing else answers."""
+    """A page of the web app's origin, served from pipeline/server/web; nothing else answers."""
     chromium = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed: run `just browser-deps`")

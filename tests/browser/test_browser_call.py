@@ -11,7 +11,7 @@ bot's reply, with audible bot audio after the question. Two modes, as a person m
 
 Chromium's WebRTC is left as a person has it: mDNS host names on (its host candidates are
 ``<uuid>.local`` names), no loopback candidates. It calls from this machine's LAN address to the
-agent's; the agent accepts that because the address is its own (pipeline/ice_policy.py).
+agent's; the agent accepts that because the address is its own (pipeline/webrtc/ice_policy.py).
 
 TLS is real: the server presents the certificate `jetvoice certs` made, whose chain the agent
 fixture verifies against the local CA for 127.0.0.1 on every health poll. Chromium is told to
@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.agent_process import AgentProcess
-from pipeline.certs import load_certificate, spki_sha256_base64
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.server.certs import load_certificate, spki_sha256_base64
 from tests.support.conversation import padded_question_wav
 
 playwright_sync = pytest.importorskip(

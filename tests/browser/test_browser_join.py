@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.agent_process import AgentProcess
+from pipeline.ops.agent_process import AgentProcess
 from tests.browser import test_browser_call as call_test
 from tests.browser.test_browser_call import (
     ANSWER_BOUND_MS,

@@ -1,8 +1,8 @@
 """The loopback bind answers no other machine, even on the LAN address its WebRTC listens on.
 
 To reach a browser on this machine, the agent bound to loopback gathers ICE on this machine's
-own interface addresses too (pipeline/ice_policy.py), so during a call a UDP socket of the agent
-is open on the LAN address. A datagram from another machine must get no answer. The other
+own interface addresses too (pipeline/webrtc/ice_policy.py), so during a call a UDP socket of the
+agent is open on the LAN address. A datagram from another machine must get no answer. The other
 machine here is real as far as the kernel is concerned: a network namespace of the test's own,
 joined to this one by a veth pair, with its own address. It sends a STUN binding request to the
 agent's LAN candidate; the same request sent from this machine gets the agent's error response
@@ -20,10 +20,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
-from pipeline.own_addresses import parse_ip
+from pipeline.bench.client.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.webrtc.ice_policy import loopback_only_ice
+from pipeline.webrtc.own_addresses import parse_ip
 from tests.support.conversation import wait_out_greeting
 
 # RFC 5737 documentation ranges: nobody's real network.

@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.agent_process import AgentProcess
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.config import DEFAULT_SYSTEM_PROMPT
-from pipeline.conversation_store import DB_FILENAME, ConversationStore
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.conversation.store import DB_FILENAME, ConversationStore
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port
 from tests.support.conversation import ask, fixture_clip, wait_out_greeting
 from tests.support.faulty_llm import ANSWER

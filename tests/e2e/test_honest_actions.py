@@ -1,7 +1,7 @@
 """The bot does not claim an action it did not take: the real agent (cpu profile, no Home
 Assistant configured, the real 0.5B model behind it) is asked, by the recorded voice, to "Turn on
-the living room lamp." Before pipeline.device_requests it answered "Sure! I can turn on the
-living room light." Now it says it cannot control devices and how to connect Home Assistant.
+the living room lamp." Before pipeline.conversation.device_requests it answered "Sure! I can turn on
+the living room light." Now it says it cannot control devices and how to connect Home Assistant.
 
 What the bot said is read twice: the text it spoke, from the data channel (RTVI bot-output /
 bot-tts-text), and the audio it sent, through Whisper.
@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
-from pipeline.webrtc_signalling import ServerMessage
+from pipeline.bench.client.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.webrtc.ice_policy import loopback_only_ice
+from pipeline.webrtc.signalling import ServerMessage
 from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
 
 # What an answer claiming the action sounds like: an agreement, a promise, or a report that

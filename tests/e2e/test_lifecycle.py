@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 
 from models.store import ModelStore
-from pipeline.agent_process import AgentProcess
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.cli import ASYNCIO_DEBUG_ENV
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
 
 # A test's timeout covers its own work, not an agent fixture's start: the first test to use a

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from cryptography import x509
 
-from pipeline.agent_process import AgentProcess
-from pipeline.certs import load_certificate, san_of
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import CallerConfig, LoopbackCaller
+from pipeline.bench.client.loopback_caller import CallerConfig, LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.server.certs import load_certificate, san_of
+from pipeline.webrtc.ice_policy import loopback_only_ice
 
 GREETING_BOUND_S = 30.0
 

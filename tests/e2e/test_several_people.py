@@ -25,9 +25,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.bench.client.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.conversation import Reply, ask, fixture_clip, transcribe
 
 # Bounds a hang, not speed: on 2 busy cores one llama.cpp server answers one request at a time.
@@ -36,7 +36,8 @@ STATE_BOUND_S = 30.0
 # A whole answer: on busy cores the pause between two of its clauses can pass 1.5 s.
 QUIET_S = 3.0
 # Words an answer to each question is bound to use, whatever else it says. With no device tool
-# the lamp request is answered that devices cannot be controlled (pipeline.device_requests).
+# the lamp request is answered that devices cannot be controlled
+# (pipeline.conversation.device_requests).
 WEATHER_WORDS = {"weather", "paris", "forecast", "temperature", "degrees", "rain", "sunny"}
 LAMP_WORDS = {"lamp", "light", "lights", "living", "room", "turn", "switch", "device", "devices"}
 LAMP_WORDS |= {"control"}
@@ -192,7 +193,7 @@ async def test_a_second_person_joins_both_hear_the_answer_to_their_question_then
     assert _answers(spoken["first"], WEATHER_WORDS), spoken["first"]
     # The guest's voice reached the session's one input stream ...
     # ("living room": Whisper tiny.en hears this recording's "lamp" as "Liam" at some RNNoise
-    # frame phases, see pipeline/audio_ingress.py.)
+    # frame phases, see pipeline/audio/ingress.py.)
     assert "living room" in spoken["heard_by_server"], spoken["heard_by_server"]
     assert "living room" in spoken["heard_by_server_guest"], spoken["heard_by_server_guest"]
     # ... and both heard the bot answer it: the same answer.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.agent_process import AgentProcess
+from pipeline.ops.agent_process import AgentProcess
 from tests.support.plain_client import call_with_plain_client
 
 

@@ -1,6 +1,6 @@
 """Nothing leaves this machine, proven where packets are made: the real agent under `strace -f`.
 
-The network audit (pipeline/network_audit.py) sees Python's socket calls; native libraries call
+The network audit (pipeline/ops/network_audit.py) sees Python's socket calls; native libraries call
 libc directly (onnxruntime's telemetry looked up mobile.events.data.microsoft.com that way, from
 its own threads). Here the kernel's view: `jetvoice serve` (cpu profile, real models) and every
 process it starts (the llama.cpp server) run under `strace -f`, tracing connect, sendto, sendmsg
@@ -11,7 +11,7 @@ sent to port 53 (a DNS query, whatever the resolver's address, loopback included
 asked for are decoded into the failure message.
 
 The agent starts with every telemetry switch removed from its environment: what is proven is
-that its own code turns them off (pipeline/telemetry.py), not that the test's environment did.
+that its own code turns them off (services/telemetry.py), not that the test's environment did.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from models.store import ModelStore
-from pipeline.agent_process import AgentProcess
-from pipeline.own_addresses import is_own_address
-from pipeline.telemetry import SWITCH_NAMES
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.webrtc.own_addresses import is_own_address
+from services.telemetry import SWITCH_NAMES
 from tests.support.plain_client import call_with_plain_client
 from tests.support.processes import llm_server_pid
 from tests.support.syscall_trace import TRACED_CALLS, TraceReport, parse_trace

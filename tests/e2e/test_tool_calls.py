@@ -22,11 +22,11 @@ import httpx
 import numpy as np
 import pytest
 
-from pipeline.agent_process import AgentProcess
-from pipeline.audio_clip import FloatArray, block_levels_dbfs
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
-from pipeline.tools_cli import HOME_ASSISTANT_TOKEN_ENV
+from pipeline.bench.client.audio_clip import FloatArray, block_levels_dbfs
+from pipeline.bench.client.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.tools.cli import HOME_ASSISTANT_TOKEN_ENV
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port
 from tests.conftest import keep_log
 from tests.support import fake_home_assistant
@@ -184,7 +184,7 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
             async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
                 commands = (await client.get(f"{ha_url}/commands")).json()
             # The user's words, as Whisper tiny.en heard them ("lamp" is "Liam" at some RNNoise
-            # frame phases, see pipeline/audio_ingress.py).
+            # frame phases, see pipeline/audio/ingress.py).
             assert "living room" in commands["commands"][-1]["text"].lower()
             # HA's reply repeats the user's words as the server heard them ("Liam" at times).
             assert "living room" in heard

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
-from pipeline.own_addresses import is_own_address
+from pipeline.bench.client.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.webrtc.ice_policy import loopback_only_ice
+from pipeline.webrtc.own_addresses import is_own_address
 from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
 from tests.support.processes import llm_server_pid
 

@@ -23,8 +23,8 @@ from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.metrics.metrics import TurnMetricsData
 
-from pipeline.early_smart_turn import EarlySmartTurn
-from pipeline.endpointing_vad import window_dbfs
+from pipeline.audio.early_smart_turn import EarlySmartTurn
+from services.voice_level import window_dbfs
 from tests.support.ingress import speech_pcm
 
 RATE = 16000

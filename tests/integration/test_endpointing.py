@@ -8,8 +8,8 @@ import pytest
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
-from pipeline.audio_clip import last_voiced_sample
-from pipeline.endpointing_vad import EndpointingSileroVAD
+from pipeline.audio.endpointing_vad import EndpointingSileroVAD
+from pipeline.bench.client.audio_clip import last_voiced_sample
 from tests.support.ingress import silence, speech_pcm
 
 RATE = 16000

@@ -29,7 +29,7 @@ from pipecat.workers.runner import WorkerRunner
 from models.paths import profile_paths
 from models.store import ModelStore, ModelUnavailableError, default_models_dir
 from pipeline.config import LLMConfig, ToolsConfig
-from pipeline.empty_answer import EmptyAnswerGuard
+from pipeline.conversation.empty_answer import EmptyAnswerGuard
 from pipeline.tools.registry import install_tools
 from pipeline.tools.schemas import openai_tools
 from services.llm import create_llm_service

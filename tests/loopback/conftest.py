@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from pipeline.network_audit import make_hook
+from pipeline.ops.network_audit import make_hook
 from tests.loopback.echo_bot import EchoServer, run_echo_server
 
 

@@ -28,10 +28,10 @@ from pipecat.transports.smallwebrtc.request_handler import (
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.workers.runner import WorkerRunner
 
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
-from pipeline.shared_transport import SharedTransport
+from pipeline.sessions.party import Party
+from pipeline.webrtc.ice_policy import loopback_only_ice
+from pipeline.webrtc.shared_transport import SharedTransport
 
 
 class EchoInputAudio(FrameProcessor):
@@ -130,7 +130,7 @@ async def run_echo_server() -> AsyncIterator[EchoServer]:
 def echo_session(
     connection: SmallWebRTCConnection, _runtime: AgentRuntime, _session_id: str, _party: Party
 ) -> Coroutine[Any, Any, None]:
-    """A session starter (see ``pipeline.session_manager``) running the echo pipeline."""
+    """A session starter (see ``pipeline.sessions.manager``) running the echo pipeline."""
     transport = SmallWebRTCTransport(
         connection,
         TransportParams(

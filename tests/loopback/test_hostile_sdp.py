@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import ServerConfig
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.server import create_app
-from pipeline.session_manager import PeerRequestHandler, SessionManager
+from pipeline.server.app import create_app
+from pipeline.sessions.manager import PeerRequestHandler, SessionManager
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.runtime import idle_session, unloaded_runtime
 from tests.support.sdp import aiortc_offer, chromium_offer
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio_clip import FloatArray, first_voiced_sample, load_wav
-from pipeline.loopback_caller import CallerConfig, LoopbackCaller
+from pipeline.bench.client.audio_clip import FloatArray, first_voiced_sample, load_wav
+from pipeline.bench.client.loopback_caller import CallerConfig, LoopbackCaller
 from tests.loopback.echo_bot import EchoServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"

@@ -11,8 +11,8 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 from av import AudioFrame
 
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.opus_sender import LowDelayOpusEncoder, send_low_delay_opus
+from pipeline.webrtc.ice_policy import loopback_only_ice
+from pipeline.webrtc.opus_sender import LowDelayOpusEncoder, send_low_delay_opus
 
 RATE = 24_000  # Kokoro's rate, as the bot's output track sends it
 TONE_HZ = 440.0

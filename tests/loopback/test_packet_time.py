@@ -1,5 +1,5 @@
 """A server configured for 10 ms microphone packets asks for them in its answer
-(pipeline.packet_time) and a caller that honours it, as Chrome does, sends them: the server
+(pipeline.webrtc.packet_time) and a caller that honours it, as Chrome does, sends them: the server
 receives about 100 audio packets a second instead of 50. By default, and always in pipecat's
 stock pipeline, the answer leaves the caller at 20 ms.
 
@@ -14,12 +14,12 @@ import asyncio
 import pytest
 from aiortc.stats import RTCInboundRtpStreamStats
 
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.config import PipelineVariant, ServerConfig
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
-from pipeline.packet_time import packet_time
-from pipeline.server import create_app
-from pipeline.session_manager import PeerRequestHandler, SessionManager
+from pipeline.server.app import create_app
+from pipeline.sessions.manager import PeerRequestHandler, SessionManager
+from pipeline.webrtc.ice_policy import loopback_only_ice
+from pipeline.webrtc.packet_time import packet_time
 from tests.loopback.echo_bot import echo_session, serve_on_loopback
 from tests.support.runtime import unloaded_runtime
 

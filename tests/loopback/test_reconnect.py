@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
 
-from pipeline.audio_clip import load_wav
+from pipeline.bench.client.audio_clip import load_wav
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.config import ServerConfig
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
-from pipeline.server import create_app
-from pipeline.session_manager import PeerRequestHandler, SessionManager
+from pipeline.server.app import create_app
+from pipeline.sessions.manager import PeerRequestHandler, SessionManager
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.loopback.echo_bot import echo_session, serve_on_loopback
 from tests.support.conversation import FIXTURES
 from tests.support.runtime import unloaded_runtime

@@ -22,7 +22,7 @@ from pipecat.processors.aggregators.llm_response_universal import LLMContextAggr
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.config import LLMConfig, ToolsConfig
-from pipeline.empty_answer import EmptyAnswerGuard
+from pipeline.conversation.empty_answer import EmptyAnswerGuard
 from pipeline.tools.registry import install_tools
 from services.llm import create_llm_service
 from services.llm_server import LLMEndpoint

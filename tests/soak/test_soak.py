@@ -11,7 +11,7 @@ rounds: every call answered, each model still constructed once.
 
 RSS is sampled at a quiet moment: /health counts a session as active until its task is done,
 and that task ends only after the session's garbage collection and ``malloc_trim``
-(pipeline.session_manager); no peer connection is held either. The warm-up cycles are left out
+(pipeline.sessions.manager); no peer connection is held either. The warm-up cycles are left out
 of the slope: the first sessions import modules lazily and grow malloc's arenas to their working
 size.
 
@@ -35,9 +35,9 @@ import pytest
 
 from models.paths import profile_paths
 from models.store import ModelStore, ModelUnavailableError, default_models_dir
-from pipeline.agent_process import AgentProcess
-from pipeline.ice_policy import loopback_only_ice
-from pipeline.loopback_caller import LoopbackCaller
+from pipeline.bench.client.loopback_caller import LoopbackCaller
+from pipeline.ops.agent_process import AgentProcess
+from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.conversation import fixture_clip
 
 pytestmark = pytest.mark.soak

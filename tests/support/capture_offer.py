@@ -5,7 +5,7 @@
         > tests/fixtures/sdp/aiortc_offer.sdp
 
 The page builds its peer connection the way pipecat's small-webrtc browser client (and
-pipeline/web/app.js) does: microphone transceiver first, the camera's second, both sendrecv,
+pipeline/server/web/app.js) does: microphone transceiver first, the camera's second, both sendrecv,
 then the data channel. The offer is taken before ICE gathering, as a trickle-ICE client POSTs
 it, so it carries no candidate and no address of this machine. Nothing is loaded from the
 network: the page is about:blank, with no ICE servers. aiortc's offer (what the LoopbackCaller
@@ -68,7 +68,7 @@ async def capture_aiortc() -> str:
     """aiortc's offer with the LoopbackCaller's transceivers, host candidates on 127.0.0.1."""
     from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
-    from pipeline.ice_policy import loopback_only_ice
+    from pipeline.webrtc.ice_policy import loopback_only_ice
 
     with loopback_only_ice():
         pc = RTCPeerConnection(

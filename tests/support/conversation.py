@@ -15,9 +15,9 @@ import soxr
 
 from models.paths import profile_paths
 from models.store import ModelStore, default_models_dir
-from pipeline.audio_clip import last_voiced_sample, load_wav
+from pipeline.bench.client.audio_clip import last_voiced_sample, load_wav
+from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.config import STTConfig
-from pipeline.loopback_caller import LoopbackCaller
 from services.stt import WhisperEngine
 
 # Bounds a wait for the end of an answer's synthesis (a hang, not speed).

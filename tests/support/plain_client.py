@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.agent_process import AgentProcess
-from pipeline.audio_clip import load_wav
+from pipeline.bench.client.audio_clip import load_wav
+from pipeline.ops.agent_process import AgentProcess
 from tests.support.conversation import padded_question_wav, transcribe
 
 CLIENT = Path(__file__).with_name("plain_aiortc_client.py")

@@ -17,8 +17,8 @@ from pipeline.config import (
     STTConfig,
     TTSConfig,
 )
-from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
+from pipeline.sessions.party import Party
 
 
 def unloaded_runtime(

@@ -20,12 +20,12 @@ from aiortc.sdp import SessionDescription
 from cryptography import x509
 from loguru import logger
 
-from pipeline.access import is_loopback_host
-from pipeline.certs import ensure_certificates
 from pipeline.config import AgentConfig, LLMConfig, ServerConfig, STTConfig, TTSConfig
-from pipeline.lan_addresses import LocalNames
 from pipeline.runtime import AgentRuntime
-from pipeline.server import SessionManager, access_policy, create_app
+from pipeline.server.access import is_loopback_host
+from pipeline.server.app import SessionManager, access_policy, create_app
+from pipeline.server.certs import ensure_certificates
+from pipeline.server.lan_addresses import LocalNames
 from tests.support.sdp import chromium_offer
 
 TOKEN = "t0ken-for-tests-0123456789abcdefghijklmnop"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import pipeline.agent_process
-from pipeline.agent_process import AgentProcess
+import pipeline.ops.agent_process
+from pipeline.ops.agent_process import AgentProcess
 
 
 class _Interrupted(BaseException):
@@ -20,7 +20,7 @@ def test_an_interrupted_start_stops_the_process(monkeypatch: pytest.MonkeyPatch)
         raise _Interrupted
 
     # The interruption lands where the wait spends its time: polling /health.
-    monkeypatch.setattr(pipeline.agent_process.httpx.Client, "get", interrupt)
+    monkeypatch.setattr(pipeline.ops.agent_process.httpx.Client, "get", interrupt)
     with pytest.raises(_Interrupted):
         agent.start(ready_timeout=30)
     assert agent.pid is None, "the process was left running"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.audio_recorder import RECORD_SAMPLE_RATE, AudioRecorder
+from pipeline.bench.client.audio_recorder import RECORD_SAMPLE_RATE, AudioRecorder
 
 
 def _tone(seconds: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.frames.frames import FilterControlFrame, Frame, InputAudioRawFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
-from pipeline.audio_ingress import AudioIngress
+from pipeline.audio.ingress import AudioIngress
 
 RATE = 16000
 

@@ -7,7 +7,7 @@ import pytest
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
-from pipeline.audio_mixer import AudioMixer, MixerInput, mix_pcm16
+from pipeline.audio.mixer import AudioMixer, MixerInput, mix_pcm16
 
 RATE = 16000
 SLOT = 640  # bytes in 20 ms of 16-bit mono at 16 kHz

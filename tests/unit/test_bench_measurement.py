@@ -16,7 +16,7 @@ from pipeline.bench.corpus import (
 )
 from pipeline.bench.driver import pick_latency, server_errors
 from pipeline.bench.measurement import SEGMENTS, derive_stages, smart_turn_fields
-from pipeline.webrtc_signalling import ServerMessage
+from pipeline.webrtc.signalling import ServerMessage
 
 # A latency message's data as the tuned server sends it (trimmed).
 TUNED: dict[str, Any] = {

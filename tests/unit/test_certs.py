@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from pipeline.certs import (
+from pipeline.server.certs import (
     RENEW_BEFORE,
     SERVER_VALIDITY,
     default_state_dir,
@@ -23,7 +23,7 @@ from pipeline.certs import (
     server_ssl_context,
     spki_sha256_base64,
 )
-from pipeline.lan_addresses import LocalNames
+from pipeline.server.lan_addresses import LocalNames
 
 NAMES = LocalNames(
     hostname="kitchen-box.home.arpa",

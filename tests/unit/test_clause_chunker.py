@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clause_chunker import ChunkPolicy, ClauseSplitter, ClauseTextAggregator
+from services.clause_chunker import ChunkPolicy, ClauseSplitter, ClauseTextAggregator
 
 ANSWER = (
     "Sure, the weather in Paris is usually mild in spring. Temperatures are around 15.5 degrees, "

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from pipeline.compute_priority import compute_executor, lower_thread, lowering_new_threads
-from pipeline.early_smart_turn import EarlySmartTurn
+from pipeline.audio.early_smart_turn import EarlySmartTurn
+from pipeline.ops.compute_priority import compute_executor, lower_thread, lowering_new_threads
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities: Linux")
 

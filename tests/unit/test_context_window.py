@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import httpx
 
 from pipeline.config import DEFAULT_SYSTEM_PROMPT, ContextWindowConfig
-from pipeline.context_window import (
+from pipeline.conversation.context_window import (
     SUMMARY_PREFIX,
     Compactor,
     ContextWindow,

@@ -13,8 +13,8 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 
 from pipeline.config import AgentConfig, HistoryConfig, LLMConfig, STTConfig, TTSConfig
-from pipeline.conversation_keeper import ConversationKeeper
-from pipeline.conversation_store import DB_FILENAME, ConversationStore, ConversationWriter
+from pipeline.conversation.keeper import ConversationKeeper
+from pipeline.conversation.store import DB_FILENAME, ConversationStore, ConversationWriter
 from services.llm_server import LLMEndpoint
 
 ENDPOINT = LLMEndpoint(base_url="http://127.0.0.1:9/v1", model="local", api_key="k")

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import build_parser, main
-from pipeline.conversation_store import (
+from pipeline.conversation.history_cli import history_config
+from pipeline.conversation.store import (
     DB_FILENAME,
     ConversationStore,
     ConversationWriter,
     TurnRecord,
 )
-from pipeline.history_cli import history_config
 
 LATENCY = {"total_ms": 812.5, "contributions": [{"key": "llm", "label": "LLM", "ms": 301.0}]}
 

@@ -13,7 +13,11 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.config import DEFAULT_NO_DEVICE_TOOL_ANSWER, AgentConfig, ToolsConfig
-from pipeline.device_requests import DeviceRequestGuard, is_device_request, last_user_text
+from pipeline.conversation.device_requests import (
+    DeviceRequestGuard,
+    is_device_request,
+    last_user_text,
+)
 from pipeline.session import _device_request_guard
 from tests.support.runtime import unloaded_runtime
 

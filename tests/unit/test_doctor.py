@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from models.store import ModelStore
-from pipeline import doctor
 from pipeline.cli import build_parser
-from pipeline.doctor import Machine, check_certificate, check_clocks, report, run_checks
+from pipeline.ops import doctor
+from pipeline.ops.doctor import Machine, check_certificate, check_clocks, report, run_checks
 
 
 def _machine(

@@ -15,8 +15,8 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.config import LLMConfig
-from pipeline.empty_answer import EMPTY_ANSWER_ERROR, EmptyAnswerGuard
-from pipeline.fallback import stage_of
+from pipeline.conversation.empty_answer import EMPTY_ANSWER_ERROR, EmptyAnswerGuard
+from pipeline.ops.fallback import stage_of
 from services.llm import RESPONSE_COMPLETE, create_llm_service
 from services.llm_server import LLMEndpoint
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.endpointing_vad import SpeechLevelGate, quiet_tail_samples, window_dbfs
+from services.voice_level import SpeechLevelGate, quiet_tail_samples, window_dbfs
 
 WINDOW_S = 0.032
 

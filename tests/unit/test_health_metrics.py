@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from pipeline.config import ServerConfig
-from pipeline.metrics import Metrics
-from pipeline.server import SessionManager, create_app
+from pipeline.ops.metrics import Metrics
+from pipeline.server.app import SessionManager, create_app
 from tests.support.runtime import unloaded_runtime
 from tests.support.sdp import chromium_offer
 

@@ -14,8 +14,8 @@ import pytest
 from aioice import stun
 from aioice.candidate import Candidate
 
-import pipeline.own_addresses
-from pipeline.ice_policy import is_loopback_ip, loopback_only_ice, own_machine_ice
+import pipeline.webrtc.own_addresses
+from pipeline.webrtc.ice_policy import is_loopback_ip, loopback_only_ice, own_machine_ice
 
 
 def _candidate(host: str) -> Candidate:
@@ -108,9 +108,13 @@ FOREIGN = "198.51.100.9"
 @pytest.fixture
 def one_lan_address(monkeypatch: pytest.MonkeyPatch) -> None:
     """This machine has 127.0.0.1, ::1 and OWN_LAN, as the kernel's interface table says."""
-    addresses = frozenset(pipeline.own_addresses.parse_ip(a) for a in ("127.0.0.1", "::1", OWN_LAN))
-    monkeypatch.setattr(pipeline.own_addresses, "interface_addresses", lambda: addresses)
-    monkeypatch.setattr(pipeline.own_addresses, "_table", pipeline.own_addresses._InterfaceTable())
+    addresses = frozenset(
+        pipeline.webrtc.own_addresses.parse_ip(a) for a in ("127.0.0.1", "::1", OWN_LAN)
+    )
+    monkeypatch.setattr(pipeline.webrtc.own_addresses, "interface_addresses", lambda: addresses)
+    monkeypatch.setattr(
+        pipeline.webrtc.own_addresses, "_table", pipeline.webrtc.own_addresses._InterfaceTable()
+    )
 
 
 @pytest.mark.asyncio
@@ -152,7 +156,7 @@ async def test_own_machine_answers_only_this_machine() -> None:
 def test_own_machine_gathers_on_loopback_and_the_interfaces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import pipeline.ice_policy as policy
+    import pipeline.webrtc.ice_policy as policy
 
     monkeypatch.setattr(policy, "_ORIGINAL_GET_HOST_ADDRESSES", lambda v4, v6: [OWN_LAN])
     before = aioice.ice.get_host_addresses
@@ -162,21 +166,25 @@ def test_own_machine_gathers_on_loopback_and_the_interfaces(
 
 
 def test_a_new_address_is_seen_without_a_restart(monkeypatch: pytest.MonkeyPatch) -> None:
-    table = {pipeline.own_addresses.parse_ip("127.0.0.1")}
-    monkeypatch.setattr(pipeline.own_addresses, "interface_addresses", lambda: frozenset(table))
-    monkeypatch.setattr(pipeline.own_addresses, "_table", pipeline.own_addresses._InterfaceTable())
-    assert not pipeline.own_addresses.is_own_address(OWN_LAN)
-    table.add(pipeline.own_addresses.parse_ip(OWN_LAN))
-    pipeline.own_addresses.forget_addresses()  # as if a second had passed
-    assert pipeline.own_addresses.is_own_address(OWN_LAN)
-    assert not pipeline.own_addresses.is_own_address("a-name.local")
+    table = {pipeline.webrtc.own_addresses.parse_ip("127.0.0.1")}
+    monkeypatch.setattr(
+        pipeline.webrtc.own_addresses, "interface_addresses", lambda: frozenset(table)
+    )
+    monkeypatch.setattr(
+        pipeline.webrtc.own_addresses, "_table", pipeline.webrtc.own_addresses._InterfaceTable()
+    )
+    assert not pipeline.webrtc.own_addresses.is_own_address(OWN_LAN)
+    table.add(pipeline.webrtc.own_addresses.parse_ip(OWN_LAN))
+    pipeline.webrtc.own_addresses.forget_addresses()  # as if a second had passed
+    assert pipeline.webrtc.own_addresses.is_own_address(OWN_LAN)
+    assert not pipeline.webrtc.own_addresses.is_own_address("a-name.local")
 
 
 def test_blocks_may_end_in_any_order(monkeypatch: pytest.MonkeyPatch) -> None:
     """An in-process server's lifespan (own machine) can outlast the caller's block around it
     (loopback only): the server's policy stays in force, and aioice is whole again after both.
     Restoring on exit in the order of entry left the caller's policy installed for good."""
-    import pipeline.ice_policy as policy
+    import pipeline.webrtc.ice_policy as policy
 
     monkeypatch.setattr(policy, "_ORIGINAL_GET_HOST_ADDRESSES", lambda v4, v6: [OWN_LAN])
     patched = (

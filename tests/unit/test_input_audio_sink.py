@@ -11,7 +11,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import run_test
 
-from pipeline.input_audio_sink import InputAudioSink
+from pipeline.audio.input_sink import InputAudioSink
 
 
 def _audio() -> InputAudioRawFrame:

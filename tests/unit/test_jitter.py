@@ -10,7 +10,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
-from pipeline.jitter import shorten_audio_jitter_buffers
+from pipeline.webrtc.jitter import shorten_audio_jitter_buffers
 
 
 @pytest.mark.asyncio

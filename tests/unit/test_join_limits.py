@@ -17,10 +17,10 @@ import pytest_asyncio
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from pipeline.config import ServerConfig
-from pipeline.party import Party, PartyError
 from pipeline.runtime import AgentRuntime
-from pipeline.server import create_app
-from pipeline.session_manager import SessionManager
+from pipeline.server.app import create_app
+from pipeline.sessions.manager import SessionManager
+from pipeline.sessions.party import Party, PartyError
 from tests.support.runtime import idle_session, unloaded_runtime
 from tests.support.sdp import chromium_offer
 

@@ -7,7 +7,7 @@ import ipaddress
 import ifaddr
 import pytest
 
-from pipeline.lan_addresses import LocalNames, is_lan_address, local_names, url_host
+from pipeline.server.lan_addresses import LocalNames, is_lan_address, local_names, url_host
 
 ADAPTERS = [
     ifaddr.Adapter(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.liveness import PeerLiveness
+from pipeline.sessions.liveness import PeerLiveness
 
 
 class _Connection:

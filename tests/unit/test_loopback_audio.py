@@ -8,9 +8,14 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.audio_clip import first_voiced_sample, last_voiced_sample, load_wav, to_mono_float32
-from pipeline.audio_recorder import AudioRecorder, frame_to_mono_int16
-from pipeline.microphone_track import FRAME_SAMPLES, MIC_SAMPLE_RATE, MicrophoneTrack
+from pipeline.bench.client.audio_clip import (
+    first_voiced_sample,
+    last_voiced_sample,
+    load_wav,
+    to_mono_float32,
+)
+from pipeline.bench.client.audio_recorder import AudioRecorder, frame_to_mono_int16
+from pipeline.bench.client.microphone_track import FRAME_SAMPLES, MIC_SAMPLE_RATE, MicrophoneTrack
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.memory import release_free_memory
+from pipeline.ops.memory import release_free_memory
 
 
 def _rss_kb() -> int:

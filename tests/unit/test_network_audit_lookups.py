@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.network_audit import violation
+from pipeline.ops.network_audit import violation
 
 
 @pytest.mark.parametrize("event", ["socket.getaddrinfo", "socket.gethostbyname"])

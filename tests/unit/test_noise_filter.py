@@ -10,8 +10,8 @@ from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
 from pipecat.frames.frames import FilterEnableFrame
 
-from pipeline.noise_filter import AlignedRNNoiseFilter
-from pipeline.stream_resampler import StreamResampler
+from pipeline.audio.noise_filter import AlignedRNNoiseFilter
+from pipeline.audio.stream_resampler import StreamResampler
 from tests.support.conversation import fixture_clip
 
 RATE = 16_000

@@ -1,5 +1,5 @@
 """The bot's Opus packets line up with its 10 ms frames: speech that starts in a frame is in the
-packet made from that frame, not the next one (pipeline.opus_sender)."""
+packet made from that frame, not the next one (pipeline.webrtc.opus_sender)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 
-from pipeline.opus_sender import LowDelayOpusEncoder, resampler_held_samples
+from pipeline.webrtc.opus_sender import LowDelayOpusEncoder, resampler_held_samples
 
 RATE = 24_000  # Kokoro's, the bot's output rate
 FRAME = RATE // 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.packet_time import packet_time, with_packet_time
+from pipeline.webrtc.packet_time import packet_time, with_packet_time
 
 SDP = Path(__file__).resolve().parents[1] / "fixtures" / "sdp"
 

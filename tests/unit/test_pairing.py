@@ -5,9 +5,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from pipeline.banner import serve_banner
 from pipeline.config import ServerConfig
-from pipeline.pairing import (
+from pipeline.server.banner import serve_banner
+from pipeline.server.pairing import (
     load_or_create_token,
     pairing_url,
     qr_svg,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.rate_limit import RateLimiter, retry_after_header
+from pipeline.server.rate_limit import RateLimiter, retry_after_header
 
 
 class FakeClock:

@@ -16,8 +16,6 @@ import pytest
 
 from models.store import ModelStore, default_models_dir
 from pipeline.cli import build_parser, main
-from pipeline.lan_addresses import LocalNames
-from pipeline.pairing import token_path
 from pipeline.profiles import (
     InsecureBindError,
     build_agent_config,
@@ -25,6 +23,8 @@ from pipeline.profiles import (
     check_bind_security,
     public_urls,
 )
+from pipeline.server.lan_addresses import LocalNames
+from pipeline.server.pairing import token_path
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = LocalNames(

@@ -23,7 +23,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from pipeline.fallback import APOLOGIES, FailureResponder
+from pipeline.ops.fallback import APOLOGIES, FailureResponder
 from services.stt import LocalWhisperSTTService
 from services.tts import LocalKokoroTTSService
 

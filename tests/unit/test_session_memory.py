@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from pipeline import session_manager
 from pipeline.config import ServerConfig
-from pipeline.party import Party
 from pipeline.runtime import AgentRuntime
-from pipeline.session_manager import SessionManager
+from pipeline.sessions import manager as session_manager
+from pipeline.sessions.manager import SessionManager
+from pipeline.sessions.party import Party
 from tests.support.runtime import unloaded_runtime
 from tests.support.sdp import chromium_offer
 

@@ -12,8 +12,8 @@ from pipecat.frames.frames import OutputAudioRawFrame, OutputTransportMessageUrg
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCClient
 
-from pipeline.party import Party
-from pipeline.shared_transport import SharedOutputTransport
+from pipeline.sessions.party import Party
+from pipeline.webrtc.shared_transport import SharedOutputTransport
 
 CHUNK = bytes(960)  # 20 ms at 24 kHz
 

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 from pipecat.audio.utils import create_stream_resampler
 
-from pipeline.stream_resampler import StreamResampler
+from pipeline.audio.stream_resampler import StreamResampler
 
 IN_RATE, OUT_RATE = 48000, 16000
 FRAME = IN_RATE // 50  # 20 ms, one Opus packet

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import telemetry
-from pipeline.doctor import Machine, check_telemetry
-from pipeline.telemetry import SWITCH_NAMES, SWITCHES, force_off, turned_on
+from pipeline.ops.doctor import Machine, check_telemetry
+from services import telemetry
+from services.telemetry import SWITCH_NAMES, SWITCHES, force_off, turned_on
 
 REPO = Path(__file__).resolve().parents[2]
 OFF = {s.name: s.value for s in SWITCHES}
@@ -55,7 +55,7 @@ def test_turned_on_tells_off_values_from_on_ones() -> None:
     "entry",
     [
         "import pipeline.cli",  # the `jetvoice` console script
-        "import pipeline.audited_run",  # how the llama.cpp server child starts
+        "import pipeline.ops.audited_run",  # how the llama.cpp server child starts
         "import services.tts",  # Kokoro's onnxruntime
         "import models.cli",
     ],

@@ -6,7 +6,7 @@ import pytest
 from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
 from pipecat.tests.utils import run_test
 
-from pipeline.think_filter import ThinkFilter, ThinkStripper
+from pipeline.conversation.think_filter import ThinkFilter, ThinkStripper
 
 ANSWER = "<think>The user wants the time. I should say I lack a clock.</think>It is noon."
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline import network_audit
 from pipeline.cli import build_parser
 from pipeline.config import DEFAULT_TOOLS, ToolsConfig
-from pipeline.tools_cli import HOME_ASSISTANT_TOKEN_ENV, tools_config
+from pipeline.ops import network_audit
+from pipeline.tools.cli import HOME_ASSISTANT_TOKEN_ENV, tools_config
 
 
 def _config(argv: list[str], environ: dict[str, str] | None = None) -> ToolsConfig:

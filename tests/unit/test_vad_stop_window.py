@@ -6,7 +6,7 @@ import pytest
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 
-from pipeline.latency_report import SILERO_WINDOW_SECS, vad_stop_window_secs
+from pipeline.ops.latency_report import SILERO_WINDOW_SECS, vad_stop_window_secs
 
 
 @pytest.mark.parametrize("stop_secs", [0.01, 0.1, 0.2, 0.25, 0.5, 0.8])

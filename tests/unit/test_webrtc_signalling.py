@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline.webrtc_signalling import (
+from pipeline.webrtc.signalling import (
     client_ready_message,
     parse_answer,
     ping_message,
