@@ -39,9 +39,11 @@ lint:
 certs *ARGS: setup
     uv run --no-sync jetvoice certs {{ARGS}}
 
-# The whole default test suite (unit, loopback, end-to-end, browser), under 15 minutes on 2 cores
+# The whole default test suite (unit, loopback, end-to-end, browser), under 15 minutes on 2 cores.
+# Two workers, a test file each at a time (a file's agents and servers stay in one process): most
+# of an end-to-end test is real time (speaking, listening), so two of them share two cores well.
 test: setup lint check-jetson browser-deps strace-deps
-    uv run --no-sync pytest --ignore=tests/jetson --durations=25 --junitxml=artifacts/test-results.xml
+    uv run --no-sync pytest -n 2 --dist loadfile --ignore=tests/jetson --durations=25 --junitxml=artifacts/test-results.xml
 
 # Soak (opt-in, ~30 min on 2 cores): 200 real calls against one agent; fails on an RSS slope
 # over 50 KB per session or a task count that does not return to baseline (artifacts/soak.json)

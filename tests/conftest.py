@@ -80,10 +80,12 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
 
 
 def keep_log(process: AgentProcess, name: str) -> None:
-    """Move the agent's log to artifacts/logs/NAME.log (the pairing token is checked before)."""
+    """Move the agent's log to artifacts/logs/NAME.log (the pairing token is checked before);
+    NAME-gwN.log under pytest-xdist, where each worker runs its own shared agents."""
     LOGS.mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
     if process.log_path.exists():
-        shutil.move(process.log_path, LOGS / f"{name}.log")
+        shutil.move(process.log_path, LOGS / (f"{name}-{worker}.log" if worker else f"{name}.log"))
 
 
 @pytest.fixture(scope="session")
