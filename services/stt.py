@@ -36,6 +36,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from pipeline.config import STTConfig
 from services.early_transcript import EarlyTranscriber, Guess
+from services.off_loop import check_off_loop
 from services.whisper_window import ShortWindowDecoder
 
 # Segments whose no-speech probability is above this are noise, not words.
@@ -85,6 +86,7 @@ class WhisperEngine:
         """Transcribe 16 kHz mono float32 audio; blocking, call from a worker thread."""
         if audio.size == 0:
             return ""
+        check_off_loop("Whisper")
         with self._lock:
             if self._window is not None:
                 heard = self._window.decode(audio, self.config.language or None)

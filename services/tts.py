@@ -25,6 +25,7 @@ from pipecat.services.tts_service import TextAggregationMode, TTSService
 
 from pipeline.config import TTSConfig
 from services.clause_chunker import ClauseTextAggregator
+from services.off_loop import check_off_loop
 
 KOKORO_SAMPLE_RATE = 24000
 # Kokoro starts each utterance with 20-50 ms of near silence; nobody hears it, but the first
@@ -105,6 +106,7 @@ class KokoroEngine:
         # intra-op threads spin, stalled here (a second session's 18-word answer passed the 15 s
         # timeout while the first session's took 6 s), and on two cores they are no faster
         # together than one after the other.
+        check_off_loop("Kokoro")
         with self._synthesis_lock:
             audio, _ = self.kokoro.create(
                 text, voice=voice or self.config.voice, speed=self.config.speed, lang="en-us"

@@ -26,6 +26,7 @@ import numpy as np
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
+from services.off_loop import check_off_loop
 from services.voice_level import SILENT_DBFS, SpeechLevelGate, quiet_tail_samples, window_dbfs
 
 
@@ -53,6 +54,7 @@ class EndpointingSileroVAD(SileroVADAnalyzer):
     def voice_confidence(self, buffer: bytes) -> float:
         """Silero's confidence, or 0 for a window far below the speaker's level."""
         # Silero is recurrent: score every window, even one the gate decides.
+        check_off_loop("Silero")
         confidence = float(np.ravel(super().voice_confidence(buffer))[0])
         seconds = len(buffer) / 2 / max(1, self.sample_rate)
         quiet = self._gate.update(

@@ -113,8 +113,21 @@ class AgentProcess:
         for name in self._unset_env:
             env.pop(name, None)
         with self._log_file.open("wb") as log:
+            # A session of its own, as a served agent has (a terminal, a service manager). With
+            # the kernel's autogroup scheduling that keeps the agent's priorities its own: its
+            # models run below its event loop (pipeline.ops.compute_priority), and in the
+            # starter's session they also ran below every busy process there (a test client
+            # transcribing a reply, a second test worker, Chromium): on two cores one piece of
+            # speech took over 15 s. Its own session gets a fair share as a whole and ranks its
+            # threads inside it. A Ctrl-C to the starter's terminal no longer reaches it; the
+            # starter stops it (``stop``, also on an interrupted ``start``).
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         client: httpx.Client | None = None
         try:

@@ -6,8 +6,9 @@
   model constructed once in the process (the engines count their constructions).
 - Row 10: SIGINT, and SIGTERM, while the bot is answering: exit 0 within 10 s, and none of
   asyncio's complaints about tasks destroyed while pending in the log.
-- Row 16: with asyncio debug mode and a 50 ms slow-callback threshold, no inference shows up as
-  a slow callback, and the bot's audio frames arrive evenly paced (p95 jitter under 30 ms).
+- Row 16: in a whole spoken session no model was called on the event loop's thread (each
+  model checks, services.off_loop), and the bot's audio frames arrive evenly paced (p95 jitter
+  under 30 ms). asyncio's debug mode runs too; its slow callbacks are printed, not judged.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.cli import ASYNCIO_DEBUG_ENV
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
+from services.off_loop import ON_LOOP
 from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
 
 # A test's timeout covers its own work, not an agent fixture's start: the first test to use a
@@ -49,12 +51,6 @@ DANGLING = (
     "Exception ignored in",
 )
 SLOW_CALLBACK = re.compile(r"Executing (?P<what>.*) took (?P<secs>[0-9.]+) seconds")
-# Names in a slow callback's description that would mean inference ran on the event loop.
-INFERENCE = re.compile(
-    r"whisper|transcribe|kokoro|synthes|create_stream|run_tts|run_stt|onnx|inference|"
-    r"silero|smart_turn|analyze|rnnoise|denoise|phonemi|espeak",
-    re.IGNORECASE,
-)
 
 
 async def _health(base_url: str) -> dict[str, Any]:
@@ -233,8 +229,10 @@ async def test_no_inference_on_the_event_loop_and_even_audio_pacing(
     assert "asyncio debug mode" in log, "the agent did not run in asyncio debug mode"
     slow = [m.group(0) for m in SLOW_CALLBACK.finditer(log)]
     print(f"{len(slow)} slow callbacks (> 50 ms) in the whole session:", *slow[:20], sep="\n  ")
-    on_loop = [line for line in slow if INFERENCE.search(line)]
-    assert not on_loop, "inference ran on the event loop:\n" + "\n".join(on_loop)
+    # Slow callbacks are shown, not judged: busy cores stretch any callback's wall time. Each
+    # model reports a call on the event loop's thread itself (services.off_loop).
+    on_loop = [line for line in log.splitlines() if ON_LOOP in line]
+    assert not on_loop, "\n".join(on_loop)
     assert len(jitter) > 50, "too few bot audio frames to judge pacing"
     p95 = float(np.percentile(jitter, 95))
     print(f"bot audio pacing: {len(jitter)} frames, jitter p95 {p95 * 1000:.1f} ms")
