@@ -30,7 +30,14 @@ from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port
 from tests.conftest import keep_log
 from tests.support import fake_home_assistant
-from tests.support.conversation import Reply, ask, fixture_clip, transcribe, wait_out_greeting
+from tests.support.conversation import (
+    HANG_BOUND_S,
+    Reply,
+    ask,
+    fixture_clip,
+    transcribe,
+    wait_out_greeting,
+)
 
 TOOL_TIMEOUT_S = 2.0
 # Past the end of the answer saying that the timer is set (not that it matters).
@@ -199,7 +206,7 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
             # the answer that the timer was set can still be playing then: the ring is the
             # voice after that answer (its tail was once taken for the ring).
             due = reply.speech_end + TIMER_S
-            ring = await caller.wait_for_voice(max(due, reply.ended), timeout=20)
+            ring = await caller.wait_for_voice(max(due, reply.ended), timeout=HANG_BOUND_S)
             await caller.wait_for_silence(1.5, timeout=30, after=ring)
             heard = transcribe(*caller.received_audio(ring - 0.2)).lower()
             print(f"timer: rang {ring - reply.speech_end:.1f} s after the question: {heard!r}")

@@ -21,6 +21,10 @@ from pipeline.config import STTConfig
 from services.stt import WhisperEngine
 
 # Bounds a wait for the end of an answer's synthesis (a hang, not speed).
+# How long a test waits for the agent's voice (a greeting, an answer, a timer's ring): a bound
+# on a hang, not speed. With two test workers, or other work on two cores, an answer has taken
+# over 30 s to start.
+HANG_BOUND_S = 60.0
 STOP_BOUND_S = 60.0
 # The repository carries its own recordings (licences in SOURCES.md beside them).
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
@@ -49,7 +53,7 @@ class Reply:
 
 async def wait_out_greeting(caller: LoopbackCaller, started: float) -> None:
     """Let the greeting play to the end, as a person would before talking."""
-    greeting = await caller.wait_for_voice(started, timeout=30)
+    greeting = await caller.wait_for_voice(started, timeout=HANG_BOUND_S)
     await caller.wait_for_silence(1.0, timeout=60, after=greeting)
 
 
@@ -58,7 +62,7 @@ async def ask(
     clip: npt.NDArray[np.float32],
     rate: int,
     *,
-    answer_timeout: float = 30.0,
+    answer_timeout: float = HANG_BOUND_S,
     trailing_s: float = 2.5,
     quiet_s: float = 1.5,
 ) -> Reply:

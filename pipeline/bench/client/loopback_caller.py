@@ -307,6 +307,11 @@ class LoopbackCaller:
         return self._require_mic().frame_ms
 
     @property
+    def microphone_seconds_sent(self) -> float:
+        """Seconds of microphone audio sent so far (silence included)."""
+        return self._require_mic().seconds_sent
+
+    @property
     def messages(self) -> list[ServerMessage]:
         """JSON messages received on the data channel so far, oldest first."""
         return list(self._messages)

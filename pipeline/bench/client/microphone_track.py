@@ -63,7 +63,14 @@ class MicrophoneTrack(MediaStreamTrack):
         self._clips: deque[_Clip] = deque()
         self._start: float | None = None
         self._frames_sent = 0
+        self._seconds_sent = 0.0
         self._frame_samples = FRAME_SAMPLES
+
+    @property
+    def seconds_sent(self) -> float:
+        """The microphone audio handed to the sender so far (frames of their length at the
+        time). Behind wall time when this process falls behind: the clock skips ahead."""
+        return self._seconds_sent
 
     @property
     def frame_ms(self) -> int:
@@ -136,6 +143,7 @@ class MicrophoneTrack(MediaStreamTrack):
         frame.pts = self._frames_sent * self._frame_samples
         frame.time_base = fractions.Fraction(1, MIC_SAMPLE_RATE)
         self._frames_sent += 1
+        self._seconds_sent += frame_secs
 
         sent_at = time.monotonic()
         for done, last_index in finished:
