@@ -3,7 +3,7 @@
 pipecat asks Smart Turn whether the turn is over at the VAD's stop, ``stop_secs`` (200 ms) of
 quiet after the last word, and the turn waits for the answer: 35 ms on an idle 2-core machine,
 95 ms at the median in the benchmark, where Whisper and the LLM's read-ahead want the same
-cores (bench run17: 111 ms of every turn went to this wait). The voice's energy says much sooner
+cores (over 100 ms of every turn went to this wait). The voice's energy says much sooner
 that the speaker went quiet. Once the audio has stayed far below the speaker's level for
 ``quiet_secs`` (the drop that ends speech for the VAD, ``services.voice_level``), Smart Turn
 runs on the turn so far, its quiet tail repeated up to the length the VAD's stop would have

@@ -3,8 +3,9 @@
 One random token per installation, kept in the state directory (mode 0600) so a paired phone
 stays paired across restarts; ``jetvoice serve --new-token`` rotates it. A phone receives it once
 as a link ending in ``?token=...`` (printed, shown as a QR code in the terminal and on the
-loopback-only ``/pair`` page); the talk page moves it into ``sessionStorage`` and sends it as a
-``Authorization: Bearer`` header from then on.
+loopback-only ``/pair`` page); the talk page moves it into the browser's ``localStorage`` (the
+phone stays paired after the tab is closed) and sends it as an ``Authorization: Bearer`` header
+from then on.
 """
 
 from __future__ import annotations

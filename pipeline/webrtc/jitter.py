@@ -8,7 +8,7 @@ arrives, and packets are still put back in sequence order.
 A lost packet is where aiortc's buffer goes wrong for a live voice. It treats the packet before
 a gap as incomplete, releases nothing until its 16 slots are full (320 ms), then skips the gap
 but stays full, releasing one packet per arrival: every later packet of the session reaches the
-VAD 280 ms late (RELIABILITY row 7). An audio packet is a whole frame (one Opus packet per RTP
+VAD 280 ms late. An audio packet is a whole frame (one Opus packet per RTP
 packet, RFC 7587), so :class:`AudioJitterBuffer` releases the packet before a gap at once, gives
 a missing packet up once ``loss_wait`` packets wait behind it (40 ms). aiortc's receiver takes
 one frame per arriving packet, so after the first reordered or lost packet the buffer stays one
