@@ -43,7 +43,7 @@ class AgentRuntime:
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.llm_server = LLMServer(config.llm)
+        self.llm_server = LLMServer(config.llm, avoid_ports=(config.server.port,))
         # Every session's turns line up here for a server that serves one at a time.
         self.llm_gate = LLMGate(config.llm.parallel_requests, config.llm.queue_timeout_secs)
         self.whisper: WhisperEngine | None = None

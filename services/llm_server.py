@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +40,20 @@ class LLMEndpoint:
     api_key: str
 
 
-def free_loopback_port() -> int:
-    """Ask the kernel for a free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_loopback_port(avoid: Collection[int] = ()) -> int:
+    """Ask the kernel for a free TCP port on 127.0.0.1, not one of ``avoid``.
+
+    The port is free now, not reserved: ``avoid`` names the ports this process will bind
+    later. The agent's own web port is one: picked the same way by whoever started it, it is
+    not bound until the LLM server is up, and the kernel handed that very port to the LLM
+    server once (the agent then failed with "address already in use").
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def _die_with_parent() -> None:
@@ -136,8 +145,10 @@ def _signal_name(number: int) -> str:
 class LLMServer:
     """Owns the LLM server process (or just the address of an external one)."""
 
-    def __init__(self, config: LLMConfig) -> None:
+    def __init__(self, config: LLMConfig, avoid_ports: Collection[int] = ()) -> None:
+        """``avoid_ports``: ports of this process, bound later, that the server must not take."""
         self._config = config
+        self._avoid_ports = frozenset(avoid_ports)
         self._process: asyncio.subprocess.Process | None = None
         self._log_path: Path | None = None
         self._closed = False
@@ -169,7 +180,7 @@ class LLMServer:
                 raise LLMServerError("an external LLM server needs --llm-url")
             self._endpoint = LLMEndpoint(config.base_url.rstrip("/"), config.model, config.api_key)
         else:
-            port = config.port or free_loopback_port()
+            port = config.port or free_loopback_port(self._avoid_ports)
             if config.server == "llamacpp":
                 self._command = llama_cpp_command(config, port)
             else:

@@ -10,6 +10,7 @@ import textwrap
 import httpx
 import pytest
 
+import services.llm_server as llm_server_module
 from pipeline.config import LLMConfig
 from services.llm_server import LLMEndpoint, LLMServer, free_loopback_port
 
@@ -64,3 +65,29 @@ async def test_a_failure_of_a_live_server_says_only_what_failed() -> None:
     server = LLMServer(LLMConfig(server="external", base_url="http://127.0.0.1:9/v1"))
     error = await server.failure("the request timed out")
     assert str(error) == "the request timed out"
+
+
+def test_a_picked_port_is_never_one_the_process_will_bind_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The kernel hands out the agent's own (not yet bound) web port first: it is skipped.
+    handed = iter([43111, 43111, 43112])
+
+    class Kernel:
+        def __init__(self, *_: object) -> None:
+            self.port = next(handed)
+
+        def __enter__(self) -> Kernel:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def bind(self, _: object) -> None:
+            pass
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(llm_server_module.socket, "socket", Kernel)
+    assert free_loopback_port(avoid={43111}) == 43112
