@@ -43,8 +43,6 @@ VANISH_BOUND_S = 20.0
 # a state to wait for, with room for two cores shared with other work.
 SETTLE_BOUND_S = 30.0
 EXIT_BOUND_S = 10.0
-# From the end of a question to the first sound of its answer: a bound on a hang.
-ANSWER_BOUND_S = 60.0
 JITTER_P95_BOUND_S = 0.030
 # What asyncio (and Python) print when tasks or coroutines are dropped instead of finished.
 DANGLING = (
@@ -224,9 +222,7 @@ async def test_no_inference_on_the_event_loop_and_even_audio_pacing(
     with loopback_only_ice():
         async with LoopbackCaller(debug_agent.base_url) as caller:
             await wait_out_greeting(caller, time.monotonic())
-            # A bound on a hang, not speed: debug mode slows every callback, and a second test
-            # worker may be using the cores.
-            reply = await ask(caller, question, rate, answer_timeout=ANSWER_BOUND_S)
+            reply = await ask(caller, question, rate)
             voice_end = caller.recorder.last_voiced_end(reply.first_voice)
             assert voice_end is not None
             jitter = _pacing_jitter(caller.frame_arrivals, reply.first_voice, voice_end)

@@ -20,11 +20,11 @@ from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.config import STTConfig
 from services.stt import WhisperEngine
 
-# Bounds a wait for the end of an answer's synthesis (a hang, not speed).
 # How long a test waits for the agent's voice (a greeting, an answer, a timer's ring): a bound
 # on a hang, not speed. With two test workers, or other work on two cores, an answer has taken
 # over 30 s to start.
 HANG_BOUND_S = 60.0
+# Bounds a wait for the end of an answer's synthesis (a hang, not speed).
 STOP_BOUND_S = 60.0
 # The repository carries its own recordings (licences in SOURCES.md beside them).
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
