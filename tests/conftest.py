@@ -5,6 +5,7 @@ runs) and one serving HTTPS with a required pairing token (``secure_agent``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -40,8 +41,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the soak marker."""
+    """Register the soak marker; give each test worker a session of its own."""
     config.addinivalue_line("markers", "soak: long soak test, run only with --soak (just soak)")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # The kernel's autogroup scheduler shares the CPU between sessions, then between the
+        # processes of each. A test worker's callers must keep real time (their microphone, 10 ms
+        # packets, pings) while the agents (each in a session of its own, AgentProcess) and
+        # whatever else the machine runs are busy; in the session that started pytest, both
+        # workers and any busy process there shared one slice. The controller still ends the
+        # worker (its channel closes); only a terminal's Ctrl-C no longer reaches it directly.
+        with contextlib.suppress(OSError):  # already a session or group leader: keep it
+            os.setsid()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -18,7 +18,7 @@ from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from pipeline.webrtc.signalling import ServerMessage
-from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
+from tests.support.conversation import ask, fixture_clip, hear, wait_out_greeting
 
 # What an answer claiming the action sounds like: an agreement, a promise, or a report that
 # the device was switched (the 0.5B model's answers, measured: README).
@@ -80,7 +80,7 @@ async def test_the_lamp_without_a_device_tool_is_not_claimed_turned_on(
         m.data.get("data", {}).get("text", "") for m in messages if m.type == "user-transcription"
     ).lower()
     said = _bot_text(messages)
-    spoken = transcribe(reply.audio, reply.rate)
+    spoken = await hear(reply.audio, reply.rate)
     print(f"user: {heard_by_agent!r}\nbot said: {said!r}\nbot audio heard as: {spoken!r}")
     assert "living room" in heard_by_agent, heard_by_agent
     assert said, f"no bot text on the data channel: {[m.type for m in messages]}"

@@ -32,7 +32,7 @@ from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.off_loop import ON_LOOP
 from tests.conftest import keep_log
-from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
+from tests.support.conversation import ask, fixture_clip, hear, wait_out_greeting
 
 # A test's timeout covers its own work, not an agent fixture's start: the first test to use a
 # shared agent waits for its models to load, minutes on two loaded cores, bounded by this.
@@ -182,7 +182,7 @@ async def test_two_sessions_asking_at_once_both_get_a_real_answer(agent: AgentPr
                 # Both greetings are the same length: both questions go out together.
                 await wait_out_greeting(caller, time.monotonic())
                 reply = await ask(caller, question, rate, answer_timeout=60)
-                return transcribe(reply.audio, reply.rate)
+                return await hear(reply.audio, reply.rate)
 
     answers = await asyncio.wait_for(asyncio.gather(converse(), converse()), 150)
     for spoken in answers:

@@ -22,7 +22,7 @@ from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.llm_server import free_loopback_port
-from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
+from tests.support.conversation import ask, fixture_clip, hear, wait_out_greeting
 
 LLM_TIMEOUT_S = 3.0
 # Room for VAD, Whisper and Kokoro on two cores shared with other work, on top of a normal turn.
@@ -81,7 +81,7 @@ async def _hear_until(caller: LoopbackCaller, word: str, *, after: float, bound_
     while True:
         remaining = max(1.0, deadline - time.monotonic())
         quiet = await caller.wait_for_silence(1.5, timeout=remaining, after=voice)
-        heard = transcribe(*caller.received_audio(after)).lower()
+        heard = (await hear(*caller.received_audio(after))).lower()
         if word in heard:
             return heard
         try:
@@ -106,7 +106,7 @@ async def test_every_llm_fault_gets_an_apology_and_the_next_turn_works(
             await wait_out_greeting(caller, time.monotonic())
             _set_mode(faulty_llm, "ok")
             normal = await ask(caller, question, rate)
-            assert "sunny" in transcribe(normal.audio, normal.rate).lower()
+            assert "sunny" in (await hear(normal.audio, normal.rate)).lower()
             # A hung request is only ever ended by the timeout: past this, it did not fire.
             bound = normal.latency_s + LLM_TIMEOUT_S + LOAD_SLACK_S
             for mode in ("hang", "error", "cut", "slow"):
@@ -119,7 +119,7 @@ async def test_every_llm_fault_gets_an_apology_and_the_next_turn_works(
                 assert error.data.get("data", {}).get("stage") == "llm", error.data
                 if mode in ("hang", "error"):
                     # Nothing was spoken before the fault, so the apology is the first voice.
-                    heard = transcribe(failed.audio, failed.rate).lower()
+                    heard = (await hear(failed.audio, failed.rate)).lower()
                 else:
                     # The words streamed before the fault are spoken first; the apology follows.
                     heard = await _hear_until(
@@ -129,5 +129,5 @@ async def test_every_llm_fault_gets_an_apology_and_the_next_turn_works(
 
                 _set_mode(faulty_llm, "ok")
                 recovered = await ask(caller, question, rate)
-                heard = transcribe(recovered.audio, recovered.rate).lower()
+                heard = (await hear(recovered.audio, recovered.rate)).lower()
                 assert "sunny" in heard, f"after {mode}, the next turn said {heard!r}"

@@ -32,10 +32,11 @@ from tests.conftest import keep_log
 from tests.support import fake_home_assistant
 from tests.support.conversation import (
     HANG_BOUND_S,
+    STOP_BOUND_S,
     Reply,
     ask,
     fixture_clip,
-    transcribe,
+    hear,
     wait_out_greeting,
 )
 
@@ -144,14 +145,14 @@ async def ask_and_listen(
     return dataclasses.replace(reply, audio=audio, rate=audio_rate)
 
 
-def _split(reply: Reply) -> tuple[str, str, float]:
+async def _split(reply: Reply) -> tuple[str, str, float]:
     """What the bot said first (the working phrase), what it said after, and when that second
     part began, in seconds after the end of the question."""
     spans = utterances(reply.audio, reply.rate)
     assert len(spans) >= 2, f"expected the working phrase and an answer, heard {spans}"
     cut = int((spans[0][1] + _GAP_S / 2) * reply.rate)
-    first = transcribe(reply.audio[:cut], reply.rate)
-    rest = transcribe(reply.audio[cut:], reply.rate)
+    first = await hear(reply.audio[:cut], reply.rate)
+    rest = await hear(reply.audio[cut:], reply.rate)
     # received_audio starts 0.2 s before the first voice.
     answer_at = reply.latency_s + spans[1][0] - 0.2
     return first.lower(), rest.lower(), answer_at
@@ -175,7 +176,7 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
             # tool: no working phrase, the answer is the first thing said.
             await _script(llm_url, "calculate", {"expression": "17 * 23"})
             reply = await ask_and_listen(caller, question, rate)
-            heard = transcribe(reply.audio, reply.rate).lower()
+            heard = (await hear(reply.audio, reply.rate)).lower()
             print(
                 f"calculator: answer {reply.latency_s:.2f} s after the question "
                 f"(no tool: {plain_s:.2f} s): {heard!r}"
@@ -186,7 +187,7 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
             # Home Assistant: the model hands over the user's words; HA's reply is spoken.
             await _script(llm_url, "home_assistant", {"command": "$user"})
             reply = await ask_and_listen(caller, lamp, lamp_rate)
-            heard = transcribe(reply.audio, reply.rate).lower()
+            heard = (await hear(reply.audio, reply.rate)).lower()
             print(f"home assistant: answer {reply.latency_s:.2f} s after the question: {heard!r}")
             async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
                 commands = (await client.get(f"{ha_url}/commands")).json()
@@ -202,13 +203,27 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
                 llm_url, "set_timer", {"duration": f"{TIMER_S:g} seconds", "label": "tea"}
             )
             reply = await ask(caller, hello, hello_rate)
-            # It cannot ring before this: the tool ran after the question ended. On busy cores
-            # the answer that the timer was set can still be playing then: the ring is the
-            # voice after that answer (its tail was once taken for the ring).
+            # It cannot ring before this: the tool ran after the question ended. The ring is
+            # the speech the server starts after that time and after the answer that the timer
+            # was set: told by the server's messages, not by the audio. On busy cores the
+            # answer can still be playing when the timer is due (its tail was once taken for
+            # the ring), and a ring that followed the answer by under 1.5 s merged with it in
+            # the audio, so waiting for voice after the answer's end missed it.
             due = reply.speech_end + TIMER_S
-            ring = await caller.wait_for_voice(max(due, reply.ended), timeout=HANG_BOUND_S)
+            answer = await caller.wait_for_message(
+                "bot-tts-started", timeout=HANG_BOUND_S, after=reply.speech_end
+            )
+            answered = await caller.wait_for_message(
+                "bot-tts-stopped", timeout=STOP_BOUND_S, after=answer.received_at
+            )
+            rings = await caller.wait_for_message(
+                "bot-tts-started",
+                timeout=TIMER_S + HANG_BOUND_S,
+                after=max(due, answered.received_at),
+            )
+            ring = await caller.wait_for_voice(rings.received_at, timeout=HANG_BOUND_S)
             await caller.wait_for_silence(1.5, timeout=30, after=ring)
-            heard = transcribe(*caller.received_audio(ring - 0.2)).lower()
+            heard = (await hear(*caller.received_audio(ring - 0.2))).lower()
             print(f"timer: rang {ring - reply.speech_end:.1f} s after the question: {heard!r}")
             # Whisper tiny sometimes spells Kokoro's "tea" as the letter, with or without a
             # hyphen: "your t timer is done", "your t-timer is done". Words, not punctuation.
@@ -223,7 +238,7 @@ async def _plain_turn(
     """A turn without a tool, for comparison: seconds from the question to the answer."""
     await _script(llm_url, None)
     reply = await ask_and_listen(caller, question, rate)
-    assert "paris" in transcribe(reply.audio, reply.rate).lower()
+    assert "paris" in (await hear(reply.audio, reply.rate)).lower()
     return reply.latency_s
 
 
@@ -240,13 +255,13 @@ async def test_a_hanging_tool_gets_a_spoken_apology_and_the_next_turn_works(
             await wait_out_greeting(caller, time.monotonic())
             await _script(llm_url, None)
             normal = await ask(caller, question, rate)
-            assert "paris" in transcribe(normal.audio, normal.rate).lower()
+            assert "paris" in (await hear(normal.audio, normal.rate)).lower()
 
             await _post(f"{ha_url}/control", {"mode": "hang"})
             try:
                 await _script(llm_url, "home_assistant", {"command": "$user"})
                 hung = await ask_and_listen(caller, lamp, lamp_rate)
-                first, apology, apology_at = _split(hung)
+                first, apology, apology_at = await _split(hung)
                 print(
                     f"hanging tool: apology {apology_at:.2f} s after the question "
                     f"(normal turn {normal.latency_s:.2f} s): {apology!r}"
@@ -259,7 +274,7 @@ async def test_a_hanging_tool_gets_a_spoken_apology_and_the_next_turn_works(
 
             await _script(llm_url, None)
             recovered = await ask(caller, question, rate)
-            heard = transcribe(recovered.audio, recovered.rate).lower()
+            heard = (await hear(recovered.audio, recovered.rate)).lower()
             # What was heard when, and what the server said when: what a failure is read from.
             timeline = [
                 (m.type, round(m.received_at - recovered.speech_end, 2))

@@ -17,7 +17,7 @@ from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from pipeline.webrtc.own_addresses import is_own_address
-from tests.support.conversation import ask, fixture_clip, transcribe, wait_out_greeting
+from tests.support.conversation import ask, fixture_clip, hear, wait_out_greeting
 from tests.support.processes import llm_server_pid
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -60,7 +60,7 @@ async def test_spoken_question_gets_a_spoken_answer(agent: AgentProcess) -> None
 
     assert reply.latency_s < ANSWER_BOUND_S
     assert "weather" in heard_by_agent and "paris" in heard_by_agent, heard_by_agent
-    spoken = transcribe(reply.audio, reply.rate)
+    spoken = await hear(reply.audio, reply.rate)
     assert _english_sentence(spoken), f"the answer audio transcribes to {spoken!r}"
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -98,6 +98,6 @@ async def test_a_killed_llm_server_is_restarted_and_the_conversation_goes_on(
         async with LoopbackCaller(agent.base_url) as caller:
             await wait_out_greeting(caller, time.monotonic())
             reply = await ask(caller, question, rate, answer_timeout=ANSWER_BOUND_S)
-    spoken = transcribe(reply.audio, reply.rate)
+    spoken = await hear(reply.audio, reply.rate)
     assert "sorry" not in spoken.lower(), spoken
     assert _english_sentence(spoken), spoken

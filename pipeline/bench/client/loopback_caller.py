@@ -35,7 +35,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from pipeline.bench.client.audio_clip import FloatArray, to_mono_float32
 from pipeline.bench.client.audio_recorder import DEFAULT_VOICE_THRESHOLD_DBFS, AudioRecorder
-from pipeline.bench.client.microphone_track import MIC_SAMPLE_RATE, MicrophoneTrack, to_mic_samples
+from pipeline.bench.client.microphone_track import MicrophoneTrack, to_mic_samples
 from pipeline.webrtc.jitter import LISTENER_AUDIO_PREFETCH_PACKETS, shorten_audio_jitter_buffers
 from pipeline.webrtc.opus_sender import LowDelayOpusEncoder, send_low_delay_opus
 from pipeline.webrtc.packet_time import MIC_PACKET_MS, packet_time
@@ -220,18 +220,24 @@ class LoopbackCaller:
     # -- speaking -------------------------------------------------------------------------
 
     async def say(
-        self, samples: npt.NDArray[Any], sample_rate: int, *, timeout: float | None = None
+        self, samples: npt.NDArray[Any], sample_rate: int, *, stall_timeout: float = 10.0
     ) -> float:
         """Speak a clip into the microphone and wait until all of it has been sent.
 
         Args:
             samples: int16 or float audio, mono or shaped (frames, channels).
             sample_rate: the clip's rate; it is resampled to 48 kHz.
-            timeout: defaults to the audio already queued plus the clip plus 5 s.
+            stall_timeout: fail once no microphone frame at all has gone out for this long.
+                A process short of CPU sends its audio late (the microphone's clock skips
+                ahead rather than burst a backlog), so a bound on the whole clip would fail
+                a slow call that is still talking; only a stopped sender is a fault.
 
         Returns:
             The `time.monotonic()` of the clip's last sample on the microphone's real-time
             timeline (its 20 ms frame was sent at most 20 ms later).
+
+        Raises:
+            TimeoutError: the microphone stopped sending before the clip was out.
         """
         mic = self._require_mic()
         if sample_rate <= 0:
@@ -240,9 +246,20 @@ class LoopbackCaller:
         resampled = await asyncio.wait_for(
             asyncio.to_thread(to_mic_samples, mono, sample_rate), self._config.request_timeout_s
         )
-        if timeout is None:
-            timeout = mic.queued_seconds + len(resampled) / MIC_SAMPLE_RATE + 5.0
-        return await asyncio.wait_for(mic.enqueue(resampled), timeout)
+        sent = mic.enqueue(resampled)
+        progress = mic.seconds_sent
+        while True:
+            done, _ = await asyncio.wait([sent], timeout=stall_timeout)
+            if done:
+                return sent.result()
+            if mic.seconds_sent == progress:
+                mic.clear()  # fails `sent`: nothing of this clip is sent later
+                sent.exception()
+                raise TimeoutError(
+                    f"the microphone sent nothing for {stall_timeout:.0f} s "
+                    f"(connection {self.connection_state}, {mic.queued_seconds:.1f} s unsent)"
+                )
+            progress = mic.seconds_sent
 
     def stop_speaking(self) -> None:
         """Drop whatever the microphone has not sent yet (pending say() calls fail)."""
