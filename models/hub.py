@@ -1,10 +1,12 @@
-"""Downloading hub files: resumable (HTTP Range), with progress, checked before they are used.
+"""Downloading hub files: resumable, with progress, checked before they are used.
 
-Only `jetvoice models pull` uses this module; nothing at run time does. Every file is checked
-against something the hub or the catalog states: the catalog's pinned sha256 when there is one,
-else the hub's LFS sha256 or git blob id from its listing API. A download interrupted for any
-reason leaves ``.<name>.download`` next to the destination; the next pull continues it from
-where it stopped.
+Only `jetvoice models pull` uses this module; nothing at run time does. Hugging Face files are
+listed and fetched through huggingface_hub (imported only when a pull talks to the hub); GitHub
+release assets are not on a Hugging Face hub and are fetched over plain httpx. Every file is
+checked against something the hub or the catalog states: the catalog's pinned sha256 when there
+is one, else the hub's LFS sha256 or git blob id from its listing. A download interrupted for
+any reason leaves ``.<name>.download`` next to the destination; the next pull continues it from
+where it stopped with an HTTP Range request.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -88,18 +92,58 @@ class HubConfig:
         )
 
 
+@contextmanager
+def _hub_reachable() -> Iterator[None]:
+    """Let huggingface_hub reach the network for the duration of the block.
+
+    The Justfile sets HF_HUB_OFFLINE=1 for every command, so that nothing at run time can fetch
+    from a hub. huggingface_hub reads that variable once, at import, into
+    ``constants.HF_HUB_OFFLINE``, and its HTTP client refuses every request while it is set.
+    `jetvoice models pull` is the one command meant to reach a hub, so its own requests run with
+    the flag cleared and it is put back right after: the environment is left alone, and anything
+    else in the process that uses huggingface_hub stays offline. (A client factory without the
+    offline check would do the same, but it replaces huggingface_hub's client for the whole
+    process rather than for one request.)
+    """
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = False
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
+def _progress_bar(progress: bool) -> type[tqdm]:
+    """A tqdm class drawing the project's download bar (or none) for huggingface_hub."""
+
+    class Bar(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.update(disable=not progress, leave=False, delay=1.0, unit_divisor=1024)
+            super().__init__(*args, **kwargs)
+
+    return Bar
+
+
 class HubClient:
-    """Lists and downloads hub files over one HTTP client (closed by :meth:`close`)."""
+    """Lists and downloads hub files for one pull; :meth:`close` closes its GitHub connection.
+
+    Hugging Face requests go through huggingface_hub at ``config.hf_endpoint``, with
+    ``config.token`` (or none: a token saved by other tools is not read); the listing waits
+    ``config.timeout_secs``, downloads use huggingface_hub's own read timeout
+    (``HF_HUB_DOWNLOAD_TIMEOUT``). GitHub release assets go through ``client`` (an httpx client;
+    made here when not given), which never carries the Hugging Face token.
+    """
 
     def __init__(self, config: HubConfig, client: httpx.Client | None = None) -> None:
         self.config = config
-        headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
         self._client = client or httpx.Client(
-            timeout=config.timeout_secs, follow_redirects=True, headers=headers, trust_env=True
+            timeout=config.timeout_secs, follow_redirects=True, trust_env=True
         )
 
     def close(self) -> None:
-        """Close the HTTP client (idempotent)."""
+        """Close the GitHub HTTP client (idempotent)."""
         self._client.close()
 
     def __enter__(self) -> HubClient:
@@ -108,41 +152,42 @@ class HubClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- listing -------------------------------------------------------------------------------
+    @property
+    def _token(self) -> str | bool:
+        # False, not None: None would make huggingface_hub read a token saved under HF_HOME.
+        return self.config.token or False
 
-    def _api(self, repo: str, revision: str) -> dict[str, object]:
-        url = f"{self.config.hf_endpoint}/api/models/{repo}/revision/{quote(revision, safe='')}"
-        try:
-            response = self._client.get(url, params={"blobs": "true"})
-        except httpx.HTTPError as exc:
-            raise HubError(f"cannot reach {url}: {exc}") from exc
-        if response.status_code != 200:
-            raise HubError(f"{url}: HTTP {response.status_code}")
-        data = response.json()
-        if not isinstance(data, dict):
-            raise HubError(f"{url}: unexpected answer")
-        return data
+    # --- listing -------------------------------------------------------------------------------
 
     def resolve(self, repo: str, revision: str) -> tuple[str, dict[str, RemoteFile]]:
         """The full commit ``revision`` (a branch, tag or short commit) names, and its files."""
-        data = self._api(repo, revision)
-        sha = data.get("sha")
-        if not isinstance(sha, str) or len(sha) != 40:
+        import httpx2
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=self.config.hf_endpoint, token=self._token)
+        where = f"{self.config.hf_endpoint}: {repo}@{revision}"
+        try:
+            with _hub_reachable():
+                info = api.model_info(
+                    repo, revision=revision, files_metadata=True, timeout=self.config.timeout_secs
+                )
+        except (httpx2.HTTPError, OSError) as exc:
+            raise HubError(f"{where}: the hub's listing failed: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HubError(f"{where}: unexpected answer from the hub's listing ({exc})") from exc
+        if not isinstance(info.sha, str) or len(info.sha) != 40:
             raise HubError(f"{repo}@{revision}: the hub gave no commit")
         files: dict[str, RemoteFile] = {}
-        siblings = data.get("siblings", [])
-        for item in siblings if isinstance(siblings, list) else []:
-            if not isinstance(item, dict) or not isinstance(item.get("rfilename"), str):
-                continue
-            lfs = item.get("lfs") if isinstance(item.get("lfs"), dict) else None
-            size = lfs.get("size") if lfs else item.get("size")
-            files[item["rfilename"]] = RemoteFile(
-                item["rfilename"],
-                int(size) if isinstance(size, int) else -1,
-                str(lfs["sha256"]) if lfs and "sha256" in lfs else None,
-                str(item["blobId"]) if isinstance(item.get("blobId"), str) else None,
+        for sibling in info.siblings or []:
+            lfs = sibling.lfs
+            size = lfs.size if lfs is not None else sibling.size
+            files[sibling.rfilename] = RemoteFile(
+                sibling.rfilename,
+                size if isinstance(size, int) else -1,
+                lfs.sha256 if lfs is not None else None,
+                sibling.blob_id,
             )
-        return sha, files
+        return info.sha, files
 
     @staticmethod
     def select(files: Mapping[str, RemoteFile], include: tuple[str, ...]) -> list[RemoteFile]:
@@ -158,23 +203,12 @@ class HubClient:
 
     # --- downloading ---------------------------------------------------------------------------
 
-    def url(self, part: HubPart) -> str:
-        """Where ``part``'s bytes are served."""
-        if part.hub == "hf":
-            return (
-                f"{self.config.hf_endpoint}/{part.repo}/resolve/{part.revision}/{quote(part.file)}"
-            )
-        return (
-            f"{self.config.github_endpoint}/{part.repo}/releases/download/"
-            f"{quote(part.revision)}/{quote(part.file)}"
-        )
-
     def download(
-        self, url: str, dest: Path, *, size: int | None, progress: bool = True, label: str = ""
+        self, part: HubPart, dest: Path, *, size: int | None, progress: bool = True, label: str = ""
     ) -> Path:
-        """Fetch ``url`` into ``.<dest.name>.download`` beside ``dest``, continuing a previous
-        partial download with a Range request; returns the completed temporary file (the caller
-        checks it and renames it)."""
+        """Fetch ``part`` into ``.<dest.name>.download`` beside ``dest``, continuing a previous
+        partial download; returns the completed temporary file (the caller checks it and renames
+        it)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".{dest.name}{DOWNLOAD_SUFFIX}"
         have = tmp.stat().st_size if tmp.exists() else 0
@@ -183,12 +217,68 @@ class HubClient:
             have = 0
         if size is not None and have == size:
             return tmp
+        label = label or dest.name
+        if part.hub == "hf":
+            self._download_hf(part, tmp, have, size=size, progress=progress, label=label)
+        else:
+            self._download_github(part, tmp, have, size=size, progress=progress, label=label)
+        got = tmp.stat().st_size
+        if size is not None and got != size:
+            raise HubError(
+                f"{label}: got {got:,} B, expected {size:,} B; run the pull again to resume"
+            )
+        return tmp
+
+    def _download_hf(
+        self, part: HubPart, tmp: Path, have: int, *, size: int | None, progress: bool, label: str
+    ) -> None:
+        # http_get rather than hf_hub_download: hf_hub_download deletes its partial file when a
+        # download fails, so an interrupted pull would start a multi-GB file over; http_get
+        # appends to our own partial file from ``resume_size`` with a Range request (and retries
+        # a broken connection itself while bytes keep arriving).
+        import httpx2
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.errors import HfHubHTTPError
+        from huggingface_hub.file_download import http_get
+        from huggingface_hub.utils import build_hf_headers
+
+        url = hf_hub_url(
+            part.repo, part.file, revision=part.revision, endpoint=self.config.hf_endpoint
+        )
+        try:
+            with _hub_reachable(), tmp.open("ab") as fh:
+                try:
+                    http_get(
+                        url,
+                        fh,
+                        resume_size=have,
+                        headers=build_hf_headers(token=self._token),
+                        expected_size=size,
+                        displayed_filename=f"download {label}",
+                        tqdm_class=_progress_bar(progress),
+                    )
+                finally:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except HfHubHTTPError as exc:
+            if exc.response.status_code == 416 and have:
+                return  # the hub has nothing past what we hold: the file is complete
+            raise self._interrupted(url, tmp, exc) from exc
+        except (httpx2.HTTPError, OSError) as exc:
+            raise self._interrupted(url, tmp, exc) from exc
+
+    def _download_github(
+        self, part: HubPart, tmp: Path, have: int, *, size: int | None, progress: bool, label: str
+    ) -> None:
+        url = (
+            f"{self.config.github_endpoint}/{part.repo}/releases/download/"
+            f"{quote(part.revision)}/{quote(part.file)}"
+        )
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
             with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code == 416 and have:
-                    # The server has nothing past what we hold: the file is complete.
-                    return tmp
+                    return  # the server has nothing past what we hold: the file is complete
                 if response.status_code not in (200, 206):
                     raise HubError(f"{url}: HTTP {response.status_code}")
                 if response.status_code == 200 and have:
@@ -197,19 +287,14 @@ class HubClient:
                 length = response.headers.get("Content-Length")
                 if total is None and length is not None and length.isdigit():
                     total = have + int(length)
-                mode = "ab" if have else "wb"
                 with (
-                    tmp.open(mode) as fh,
-                    tqdm(
+                    tmp.open("ab" if have else "wb") as fh,
+                    _progress_bar(progress)(
                         total=total,
                         initial=have,
                         unit="B",
                         unit_scale=True,
-                        unit_divisor=1024,
-                        desc=f"download {label or dest.name}",
-                        disable=not progress,
-                        leave=False,
-                        delay=1.0,
+                        desc=f"download {label}",
                     ) as bar,
                 ):
                     # No chunk size: bytes are written as they arrive, so a broken
@@ -220,13 +305,11 @@ class HubClient:
                     fh.flush()
                     os.fsync(fh.fileno())
         except httpx.HTTPError as exc:
-            got = tmp.stat().st_size if tmp.exists() else 0
-            raise HubError(
-                f"{url}: download interrupted at {got:,} B ({exc}); run the pull again to resume"
-            ) from exc
-        got = tmp.stat().st_size
-        if size is not None and got != size:
-            raise HubError(
-                f"{url}: got {got:,} B, expected {size:,} B; run the pull again to resume"
-            )
-        return tmp
+            raise self._interrupted(url, tmp, exc) from exc
+
+    @staticmethod
+    def _interrupted(url: str, tmp: Path, exc: Exception) -> HubError:
+        got = tmp.stat().st_size if tmp.exists() else 0
+        return HubError(
+            f"{url}: download interrupted at {got:,} B ({exc}); run the pull again to resume"
+        )

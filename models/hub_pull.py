@@ -43,7 +43,7 @@ def pull_pinned(
         raise HubError(f"{model.id}/{spec.name}: a hub file has exactly one hub part")
     dest = store.path(model.id) / spec.name
     tmp = client.download(
-        client.url(part), dest, size=spec.size, progress=progress, label=f"{model.id}/{spec.name}"
+        part, dest, size=spec.size, progress=progress, label=f"{model.id}/{spec.name}"
     )
 
     def check(written: Written) -> None:
@@ -113,7 +113,7 @@ def _fetch_unpinned(
     label = f"{model.id}/{part.file}"
     dest = store.path(model.id) / part.file
     size = remote.size if remote is not None and remote.size > 0 else None
-    tmp = client.download(client.url(part), dest, size=size, progress=progress, label=label)
+    tmp = client.download(part, dest, size=size, progress=progress, label=label)
     checks: list[str] = []
 
     def check(written: Written) -> None:
