@@ -158,8 +158,9 @@ class TTSConfig:
     # Let those threads spin between operators instead of sleeping (services.tts).
     spin_threads: bool = True
     # Longest one synthesized batch (up to 510 phonemes) may take before the utterance is
-    # given up with an error.
-    timeout_secs: float = 15.0
+    # given up with an error: a bound on a hang, not on speed. Such a batch takes 3-4 s on two
+    # idle cores; with two busy processes beside two agents, a 25-word piece took over 15 s.
+    timeout_secs: float = 30.0
     # Longest a piece waits for other sessions' pieces ahead of it (one synthesis at a time).
     queue_timeout_secs: float = 60.0
     # Off by default: with an opener played at once, the wait for the next piece became a

@@ -277,7 +277,7 @@ BREAKS: tuple[Break, ...] = (
         "services/stt.py",
         "return await loop.run_in_executor(self.executor, self.transcribe, audio)",
         "return self.transcribe(audio)",
-        (LIFECYCLE + "test_no_inference_on_the_event_loop_and_even_audio_pacing",),
+        (LIFECYCLE + "test_no_inference_on_the_event_loop",),
     ),
 )
 
