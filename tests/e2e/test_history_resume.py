@@ -24,34 +24,16 @@ from pipeline.config import DEFAULT_SYSTEM_PROMPT
 from pipeline.conversation.store import DB_FILENAME, ConversationStore
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
-from services.llm_server import free_loopback_port
 from tests.support.conversation import ask, fixture_clip, wait_out_greeting
 from tests.support.faulty_llm import ANSWER
+from tests.support.server_process import server_process
 
 
 @pytest.fixture(scope="module")
 def scripted_llm() -> Iterator[str]:
     """The scripted LLM server in its own process; yields its base URL."""
-    port = free_loopback_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.faulty_llm", "--port", str(port)],
-        stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=1.0, trust_env=False).is_success:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the scripted LLM server did not start")
+    with server_process("tests.support.faulty_llm", "/v1/models") as url:
         yield url
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 def _last_request(url: str) -> dict[str, Any]:

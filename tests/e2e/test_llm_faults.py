@@ -10,8 +10,6 @@ that only a timeout that never fired would overrun.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -21,8 +19,8 @@ import pytest
 from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.webrtc.ice_policy import loopback_only_ice
-from services.llm_server import free_loopback_port
 from tests.support.conversation import ask, fixture_clip, hear, wait_out_greeting
+from tests.support.server_process import server_process
 
 LLM_TIMEOUT_S = 3.0
 # Room for VAD, Whisper and Kokoro on two cores shared with other work, on top of a normal turn.
@@ -32,27 +30,8 @@ LOAD_SLACK_S = 10.0
 @pytest.fixture(scope="module")
 def faulty_llm() -> Iterator[str]:
     """The misbehaving server in its own process; yields its base URL."""
-    port = free_loopback_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.faulty_llm", "--port", str(port)],
-        stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=1.0, trust_env=False).is_success:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the faulty LLM server did not start")
+    with server_process("tests.support.faulty_llm", "/v1/models") as url:
         yield url
-    finally:
-        # A request stuck in "hang" mode keeps uvicorn from shutting down gracefully.
-        process.kill()
-        process.wait(10)
 
 
 @pytest.fixture(scope="module")

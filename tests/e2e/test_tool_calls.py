@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,7 +25,6 @@ from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
 from pipeline.tools.cli import HOME_ASSISTANT_TOKEN_ENV
 from pipeline.webrtc.ice_policy import loopback_only_ice
-from services.llm_server import free_loopback_port
 from tests.conftest import keep_log
 from tests.support import fake_home_assistant
 from tests.support.conversation import (
@@ -39,6 +36,7 @@ from tests.support.conversation import (
     hear,
     wait_out_greeting,
 )
+from tests.support.server_process import server_process
 
 TOOL_TIMEOUT_S = 2.0
 # Past the end of the answer saying that the timer is set (not that it matters).
@@ -48,40 +46,14 @@ _VOICE_DBFS = -45.0
 _GAP_S = 0.2
 
 
-def _start(module: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_loopback_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, "--port", str(port)], stdin=subprocess.DEVNULL
-    )
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _wait_up(url: str, path: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}{path}", timeout=1.0, trust_env=False).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the test server at {url} did not start")
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[str, str]]:
     """The scripted LLM and the fake Home Assistant, each in its own process: their URLs."""
-    llm, llm_url = _start("tests.support.scripted_llm")
-    ha, ha_url = _start("tests.support.fake_home_assistant")
-    try:
-        _wait_up(llm_url, "/v1/models")
-        _wait_up(ha_url, "/commands")
+    with (
+        server_process("tests.support.scripted_llm", "/v1/models") as llm_url,
+        server_process("tests.support.fake_home_assistant", "/commands") as ha_url,
+    ):
         yield llm_url, ha_url
-    finally:
-        # A request stuck in "hang" mode keeps uvicorn from shutting down gracefully.
-        for process in (llm, ha):
-            process.kill()
-            process.wait(10)
 
 
 @pytest.fixture(scope="module")

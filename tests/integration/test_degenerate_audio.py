@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.tests.utils import SleepFrame
 
-from models.paths import profile_paths
-from models.store import ModelStore, ModelUnavailableError, default_models_dir
-from pipeline.config import AgentConfig, LLMConfig, STTConfig, TTSConfig
+from pipeline.config import AgentConfig
 from services.stt import WhisperEngine
 from tests.support.ingress import (
     AUDIO_IN_SAMPLE_RATE,
@@ -39,28 +37,6 @@ RATE = AUDIO_IN_SAMPLE_RATE
 SPEED = 2.0
 PACE_S = 0.02 / SPEED
 NOISE_PACE_S = 0.002
-
-
-@pytest.fixture(scope="module")
-def cpu_config() -> AgentConfig:
-    """The cpu profile's models with the default turn settings and RNNoise on."""
-    try:
-        paths = profile_paths("cpu", ModelStore(default_models_dir()))
-    except ModelUnavailableError as error:
-        pytest.fail(f"cpu models missing (run `just setup`): {error}")
-    return AgentConfig(
-        profile="cpu",
-        stt=STTConfig(model_dir=paths.stt_dir),
-        tts=TTSConfig(model_path=paths.tts_path, voices_path=paths.voices_path),
-        llm=LLMConfig(server="external", base_url="http://127.0.0.1:9/v1"),
-        warmup=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def whisper(cpu_config: AgentConfig) -> Iterator[WhisperEngine]:
-    """The cpu profile's Whisper, loaded once for the module."""
-    yield WhisperEngine(cpu_config.stt)
 
 
 def _naive_float_to_int16(samples: np.ndarray) -> np.ndarray:

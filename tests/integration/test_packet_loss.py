@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from models.paths import profile_paths
-from models.store import ModelStore, ModelUnavailableError, default_models_dir
-from pipeline.config import AgentConfig, LLMConfig, STTConfig, TTSConfig
+from pipeline.config import AgentConfig
 from services.stt import WhisperEngine
 from tests.support.ingress import AudioProbe, frames_of, run_turns, silence, speech_pcm, turn_chain
 
@@ -64,28 +61,6 @@ class LossyLink(FrameProcessor):
         )
         await asyncio.sleep(max(0.0, self._release_at - loop.time()))
         await self.push_frame(frame, direction)
-
-
-@pytest.fixture(scope="module")
-def cpu_config() -> AgentConfig:
-    """The cpu profile's models with the default turn settings and RNNoise on."""
-    try:
-        paths = profile_paths("cpu", ModelStore(default_models_dir()))
-    except ModelUnavailableError as error:
-        pytest.fail(f"cpu models missing (run `just setup`): {error}")
-    return AgentConfig(
-        profile="cpu",
-        stt=STTConfig(model_dir=paths.stt_dir),
-        tts=TTSConfig(model_path=paths.tts_path, voices_path=paths.voices_path),
-        llm=LLMConfig(server="external", base_url="http://127.0.0.1:9/v1"),
-        warmup=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def whisper(cpu_config: AgentConfig) -> Iterator[WhisperEngine]:
-    """The cpu profile's Whisper, loaded once for the module."""
-    yield WhisperEngine(cpu_config.stt)
 
 
 @pytest.mark.asyncio
