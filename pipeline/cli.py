@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from pipeline.bench.cli import add_bench_parser, run_bench
+from pipeline.config import LLMConfig
 from pipeline.conversation.history_cli import add_history_arguments, add_history_parser, run_history
 from pipeline.ops.network_audit import allow_lan_peer
 from pipeline.ops.network_audit import install_from_environment as install_network_audit
@@ -62,6 +63,13 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         default=10.0,
         help="seconds to wait for the LLM's first token (and between tokens) before the bot "
         "apologises instead (default: 10)",
+    )
+    serve.add_argument(
+        "--llm-temperature",
+        type=float,
+        default=LLMConfig.temperature,
+        help="the LLM's sampling temperature; 0 always gives the most likely answer "
+        f"(default: {LLMConfig.temperature:g})",
     )
     serve.add_argument(
         "--llm-port",

@@ -151,6 +151,8 @@ def build_agent_config(
     llm_url = args.llm_url or (profile.llm_url if server == "external" else None)
     if server == "external" and not llm_url:
         raise ValueError("--llm external needs --llm-url http://HOST:PORT/v1")
+    if args.llm_temperature < 0:
+        raise ValueError(f"--llm-temperature must be 0 or more, got {args.llm_temperature:g}")
     max_sessions = getattr(args, "max_sessions", None) or DEFAULT_MAX_SESSIONS.get(
         paths.device, DEFAULT_MAX_SESSIONS["cpu"]
     )
@@ -182,6 +184,7 @@ def build_agent_config(
             model_path=paths.llm_path,
             port=args.llm_port,
             request_timeout_secs=args.llm_timeout,
+            temperature=args.llm_temperature,
             context_tokens=vllm.max_model_len if vllm else LLMConfig.context_tokens,
             extra_server_args=vllm.extra_args() if (vllm and server == "vllm") else (),
             cpu_nice=0 if args.pipeline == "stock" else DEFAULT_LLM_NICE,

@@ -124,7 +124,9 @@ def agent(
     audit_log.touch()
     os.environ[NETWORK_AUDIT_ENV] = str(audit_log)
     try:
-        process = AgentProcess(["--max-sessions", "2"])
+        # Greedy decoding: the tests read an answer's words ("weather", "lamp"), and with the
+        # default sampling the 0.5B model once answered the weather question about itself.
+        process = AgentProcess(["--max-sessions", "2", "--llm-temperature", "0"])
         process.start(ready_timeout=300)
     finally:
         # Only the agent (and its children) inherit it; this process is not audited by file.
