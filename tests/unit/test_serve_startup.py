@@ -138,3 +138,11 @@ def test_the_llm_server_runs_below_the_models_only_in_the_tuned_pipeline(
         _serve_args("--pipeline", pipeline), ModelStore(default_models_dir())
     )
     assert (config.compute_nice, config.llm.cpu_nice) == (model_nice, llm_nice)
+
+
+def test_the_llm_temperature_is_a_flag_and_a_negative_one_is_refused() -> None:
+    store = ModelStore(default_models_dir())
+    assert build_agent_config(_serve_args(), store).llm.temperature == 0.6
+    assert build_agent_config(_serve_args("--llm-temperature", "0"), store).llm.temperature == 0
+    with pytest.raises(ValueError, match="--llm-temperature must be 0 or more"):
+        build_agent_config(_serve_args("--llm-temperature", "-0.5"), store)
