@@ -198,9 +198,10 @@ async def test_spoken_questions_are_answered_with_the_tools_results(
             heard = (await hear(*caller.received_audio(ring - 0.2))).lower()
             print(f"timer: rang {ring - reply.speech_end:.1f} s after the question: {heard!r}")
             # Whisper tiny sometimes spells Kokoro's "tea" as the letter, with or without a
-            # hyphen: "your t timer is done", "your t-timer is done". Words, not punctuation.
+            # hyphen: "your t timer is done", "your t-timer is done", and once, on busy cores,
+            # "your t-time is done". Words, not punctuation.
             words = re.findall(r"[a-z0-9]+", heard)
-            assert ("tea" in words or "t" in words) and "timer" in words, heard
+            assert ("tea" in words or "t" in words) and {"timer", "time"} & set(words), heard
             assert "done" in words, heard
 
 
