@@ -159,7 +159,7 @@ class TTSConfig:
     spin_threads: bool = True
     # Longest one synthesized batch (up to 510 phonemes) may take before the utterance is
     # given up with an error: a bound on a hang, not on speed. Such a batch takes 3-4 s on two
-    # idle cores; with two busy processes beside two agents, a 25-word piece took over 15 s.
+    # idle cores; with two busy processes beside two agents, a 20-word sentence took over 15 s.
     timeout_secs: float = 30.0
     # Longest a piece waits for other sessions' pieces ahead of it (one synthesis at a time).
     queue_timeout_secs: float = 60.0
