@@ -35,11 +35,9 @@ ANSWER_BOUND_S = 60.0
 STATE_BOUND_S = 30.0
 # A whole answer: on busy cores the pause between two of its clauses can pass 1.5 s.
 QUIET_S = 3.0
-# Words an answer to each question is bound to use, whatever else it says. With no device tool
-# the lamp request is answered that devices cannot be controlled
-# (pipeline.conversation.device_requests).
-# Words of a weather answer, however Whisper tiny spells the city: once "Para-rass ... a breeze
-# and clear skies".
+# Words an answer to each question is bound to use, whatever else it says, however Whisper tiny
+# spells the city (once "Para-rass ... a breeze and clear skies"). With no device tool the lamp
+# request is answered that devices cannot be controlled (pipeline.conversation.device_requests).
 WEATHER_WORDS = {"weather", "paris", "forecast", "temperature", "degrees", "rain", "sunny"}
 WEATHER_WORDS |= {"skies", "sky", "clouds", "cloudy", "breeze", "clear", "mild", "warm", "cold"}
 LAMP_WORDS = {"lamp", "light", "lights", "living", "room", "turn", "switch", "device", "devices"}

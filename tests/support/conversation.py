@@ -50,6 +50,8 @@ class Reply:
     first_voice: float
     # When its voice ended (the last voiced block before the quiet that closed it).
     ended: float
+    # When the server's bot-tts-stopped for this answer arrived (None: it never came in time).
+    tts_stopped_at: float | None = None
 
 
 async def wait_out_greeting(caller: LoopbackCaller, started: float) -> None:
@@ -85,6 +87,7 @@ async def ask(
     # This turn's: the stop that follows its speech's start, never one of an earlier answer
     # that reached the caller late.
     quiet_from = first_voice
+    stopped_at: float | None = None
     with contextlib.suppress(TimeoutError):
         started = await caller.wait_for_message(
             "bot-tts-started", timeout=STOP_BOUND_S, after=speech_end
@@ -96,10 +99,13 @@ async def ask(
         # wait for the audio's pacing): when that piece took long to synthesize, the silence
         # before it was already 1.5 s old when the message came, and the reply was cut ("It
         # is sunny and warm" without "in Paris today"). Quiet counts from the message on.
-        quiet_from = max(first_voice, stopped.received_at)
+        stopped_at = stopped.received_at
+        quiet_from = max(first_voice, stopped_at)
     ended = await caller.wait_for_silence(quiet_s, timeout=90, after=quiet_from)
     audio, audio_rate = caller.received_audio(first_voice - 0.2)
-    return Reply(first_voice - speech_end, audio, audio_rate, speech_end, first_voice, ended)
+    return Reply(
+        first_voice - speech_end, audio, audio_rate, speech_end, first_voice, ended, stopped_at
+    )
 
 
 @functools.cache
