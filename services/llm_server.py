@@ -211,8 +211,19 @@ class LLMServer:
             stdin=subprocess.DEVNULL,
             env=env,
             preexec_fn=_die_with_parent,  # only calls prctl: safe before exec
+            # A process group of its own (the same session, so the same CPU scheduling group):
+            # vLLM runs its engine in child processes, and when its API server is killed they
+            # live on, holding the model's memory (21 GB of KV cache on the CPU build) and a
+            # spinning core, and the restarted server finds no memory left. The whole group is
+            # swept when the server exits or is closed.
+            process_group=0,
         )
         log.close()
+
+    def _sweep(self, process: asyncio.subprocess.Process) -> None:
+        """SIGKILL whatever is left of ``process``'s group (the server's own children)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
     async def supervise(self, on_back: Callable[[], Awaitable[None]] | None = None) -> None:
         """Restart a managed server whenever it dies, until :meth:`close`.
@@ -228,6 +239,7 @@ class LLMServer:
             code = await self._process.wait()
             if self._closed:
                 return
+            self._sweep(self._process)
             self.serving = False
             self.restarts += 1
             logger.error(
@@ -307,13 +319,15 @@ class LLMServer:
             return
         self._closed = True
         process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10.0)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        if process is not None:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), timeout=10.0)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            self._sweep(process)
         if self._log_path is not None:
             with contextlib.suppress(OSError):
                 self._log_path.unlink()

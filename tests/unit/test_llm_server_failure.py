@@ -4,8 +4,13 @@ feature the machine does not enable crashes exactly there)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -91,3 +96,78 @@ def test_a_picked_port_is_never_one_the_process_will_bind_later(
 
     monkeypatch.setattr(llm_server_module.socket, "socket", Kernel)
     assert free_loopback_port(avoid={43111}) == 43112
+
+
+# Like vLLM: the API server starts its engine in a child process, which outlives a killed parent.
+_SERVER_WITH_ENGINE = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open(sys.argv[2], "a") as pids:
+        pids.write(f"{engine.pid}\\n")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    """
+)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _alive(pid: int, grace_s: float = 5.0) -> bool:
+    """Whether ``pid`` still runs once a SIGKILL sent to it has had ``grace_s`` to land."""
+    deadline = time.monotonic() + grace_s
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_killed_servers_children_go_with_it_and_on_close(tmp_path: Path) -> None:
+    port = free_loopback_port()
+    pids = tmp_path / "engines"
+    server = LLMServer(LLMConfig(server="vllm", start_timeout_secs=20))
+    server._command = [sys.executable, "-c", _SERVER_WITH_ENGINE, str(port), str(pids)]
+    server._endpoint = LLMEndpoint(f"http://127.0.0.1:{port}/v1", "local", "local")
+    supervisor: asyncio.Task[None] | None = None
+    try:
+        await server._spawn()
+        await server._wait_ready(20)
+        supervisor = asyncio.create_task(server.supervise())
+        first = server._process
+        assert first is not None
+        (engine,) = map(int, pids.read_text().split())
+        assert _running(engine)
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while server.restarts == 0 or not server.serving:
+            assert time.monotonic() < deadline, "the server was not restarted"
+            await asyncio.sleep(0.1)
+        assert not _alive(engine), "the killed server's engine process lived on"
+        second_engine = int(pids.read_text().split()[-1])
+        assert second_engine != engine and _running(second_engine)
+    finally:
+        await server.close()
+        if supervisor is not None:
+            await asyncio.wait_for(supervisor, 10)
+    assert not _alive(second_engine), "close() left the server's engine process running"
