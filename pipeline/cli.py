@@ -78,6 +78,28 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="port for the managed LLM server (default: free port)",
     )
     serve.add_argument(
+        "--llm-weights",
+        type=Path,
+        default=None,
+        help="weights for the managed LLM server instead of the profile's: a GGUF file for "
+        "llama.cpp, a Hugging Face model directory (safetensors) for vLLM",
+    )
+    serve.add_argument(
+        "--llm-server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the managed LLM server (repeatable), "
+        "e.g. --llm-server-arg=--chat-template=qwen3.jinja",
+    )
+    serve.add_argument(
+        "--llm-start-timeout",
+        type=float,
+        default=LLMConfig.start_timeout_secs,
+        help="seconds the managed LLM server may take to answer after it is started "
+        f"(default: {LLMConfig.start_timeout_secs:g}; vLLM on a CPU needs several minutes)",
+    )
+    serve.add_argument(
         "--max-sessions",
         type=int,
         default=None,

@@ -132,6 +132,26 @@ def _with_bound_address(names: LocalNames, host: str) -> LocalNames:
     return dataclasses.replace(names, lan_addresses=(*names.lan_addresses, bound))
 
 
+def _llm_weights(server: LLMServerKind, weights: Path | None, profile_weights: Path) -> Path:
+    """The managed LLM server's weights: ``--llm-weights`` if given, else the profile's.
+
+    llama.cpp reads one GGUF file; vLLM reads a Hugging Face model directory (config.json and
+    safetensors). The mismatch is caught here, with the fix, rather than minutes into a vLLM
+    start-up that ends in a stack trace.
+    """
+    path = weights if weights is not None else profile_weights
+    if server == "vllm" and not (path / "config.json").is_file():
+        source = "--llm-weights" if weights is not None else "the profile's LLM weights"
+        raise ValueError(
+            f"vLLM needs a Hugging Face model directory with config.json and safetensors; "
+            f"{source} ({path}) is not one. Pass --llm-weights DIR (e.g. the checkpoint "
+            "`just test-vllm` converts from the cpu profile's GGUF, models/weights/vllm/)"
+        )
+    if server == "llamacpp" and not path.is_file():
+        raise ValueError(f"llama.cpp needs a GGUF file; {path} is not a file")
+    return path
+
+
 def build_agent_config(
     args: argparse.Namespace, store: ModelStore, server_config: ServerConfig | None = None
 ) -> AgentConfig:
@@ -153,6 +173,14 @@ def build_agent_config(
         raise ValueError("--llm external needs --llm-url http://HOST:PORT/v1")
     if args.llm_temperature < 0:
         raise ValueError(f"--llm-temperature must be 0 or more, got {args.llm_temperature:g}")
+    llm_path = _llm_weights(server, getattr(args, "llm_weights", None), paths.llm_path)
+    start_timeout = getattr(args, "llm_start_timeout", LLMConfig.start_timeout_secs)
+    if start_timeout <= 0:
+        raise ValueError(f"--llm-start-timeout must be more than 0, got {start_timeout:g}")
+    server_args = (
+        *(vllm.extra_args() if (vllm and server == "vllm") else ()),
+        *getattr(args, "llm_server_arg", ()),
+    )
     max_sessions = getattr(args, "max_sessions", None) or DEFAULT_MAX_SESSIONS.get(
         paths.device, DEFAULT_MAX_SESSIONS["cpu"]
     )
@@ -181,12 +209,13 @@ def build_agent_config(
             server=server,
             base_url=llm_url,
             model=profile.served_model_name if args.llm_model == "local" else args.llm_model,
-            model_path=paths.llm_path,
+            model_path=llm_path,
             port=args.llm_port,
             request_timeout_secs=args.llm_timeout,
             temperature=args.llm_temperature,
             context_tokens=vllm.max_model_len if vllm else LLMConfig.context_tokens,
-            extra_server_args=vllm.extra_args() if (vllm and server == "vllm") else (),
+            extra_server_args=server_args,
+            start_timeout_secs=start_timeout,
             cpu_nice=0 if args.pipeline == "stock" else DEFAULT_LLM_NICE,
         ),
         server=dataclasses.replace(server_config, max_sessions=max_sessions),

@@ -146,3 +146,34 @@ def test_the_llm_temperature_is_a_flag_and_a_negative_one_is_refused() -> None:
     assert build_agent_config(_serve_args("--llm-temperature", "0"), store).llm.temperature == 0
     with pytest.raises(ValueError, match="--llm-temperature must be 0 or more"):
         build_agent_config(_serve_args("--llm-temperature", "-0.5"), store)
+
+
+def test_vllm_takes_a_checkpoint_directory_and_its_server_flags(tmp_path: Path) -> None:
+    store = ModelStore(default_models_dir())
+    # The cpu profile's LLM is a GGUF: vLLM is refused with the fix, before anything starts.
+    with pytest.raises(ValueError, match="--llm-weights DIR"):
+        build_agent_config(_serve_args("--llm", "vllm"), store)
+    with pytest.raises(ValueError, match="is not one"):
+        build_agent_config(_serve_args("--llm", "vllm", "--llm-weights", str(tmp_path)), store)
+    (tmp_path / "config.json").write_text("{}")
+    config = build_agent_config(
+        _serve_args(
+            "--llm",
+            "vllm",
+            "--llm-weights",
+            str(tmp_path),
+            "--llm-server-arg=--chat-template=t.jinja",
+            "--llm-server-arg=--dtype=bfloat16",
+            "--llm-start-timeout",
+            "900",
+        ),
+        store,
+    )
+    assert config.llm.server == "vllm" and config.llm.model_path == tmp_path
+    assert config.llm.extra_server_args == ("--chat-template=t.jinja", "--dtype=bfloat16")
+    assert config.llm.start_timeout_secs == 900
+    with pytest.raises(ValueError, match="--llm-start-timeout must be more than 0"):
+        build_agent_config(_serve_args("--llm-start-timeout", "0"), store)
+    # llama.cpp reads one file, not a directory.
+    with pytest.raises(ValueError, match="needs a GGUF file"):
+        build_agent_config(_serve_args("--llm-weights", str(tmp_path)), store)
