@@ -400,12 +400,32 @@ def check_llm_server(profile: object, url: str | None, get: Callable[[str], obje
                 f"start vLLM with --served-model-name {served}",
             )
         return Finding("llm server", "ok", f"{models_url} answers: {', '.join(ids) or 'no models'}")
-    module = "llama_cpp.server" if runtime == "llamacpp" else "vllm"
-    base = module.split(".", maxsplit=1)[0]
-    if importlib.util.find_spec(base) is None:
-        extra = "uv sync --extra cpu" if runtime == "llamacpp" else "install vLLM (x86 GPU)"
-        return Finding("llm server", "fail", f"{module} is not installed", extra)
-    return Finding("llm server", "ok", f"{module} installed (started by `jetvoice serve`)")
+    return check_managed_llm_program(runtime)
+
+
+def check_managed_llm_program(runtime: str) -> Finding:
+    """The program `jetvoice serve` starts for a managed LLM server is there."""
+    if runtime == "llamacpp":
+        if importlib.util.find_spec("llama_cpp") is None:
+            return Finding(
+                "llm server", "fail", "llama_cpp.server is not installed", "uv sync --extra cpu"
+            )
+        return Finding(
+            "llm server", "ok", "llama_cpp.server installed (started by `jetvoice serve`)"
+        )
+    # `jetvoice serve` starts the `vllm` program found on PATH (services.llm_server): vLLM and
+    # its torch live in an environment of their own, not in the agent's.
+    program = shutil.which("vllm")
+    if program is None:
+        return Finding(
+            "llm server",
+            "fail",
+            "`vllm` is not on PATH",
+            "install vLLM for this GPU in its own environment (python -m venv ~/vllm && "
+            "~/vllm/bin/pip install vllm) and put ~/vllm/bin on PATH; or serve it elsewhere and "
+            "pass --llm external --llm-url http://HOST:PORT/v1",
+        )
+    return Finding("llm server", "ok", f"{program} (started by `jetvoice serve`)")
 
 
 def _model_ids(answer: object) -> list[str]:

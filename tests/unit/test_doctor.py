@@ -124,3 +124,17 @@ def test_certificate_checks(tmp_path: Path) -> None:
     _cert(tmp_path / "server.crt", -1, start_days_ago=30)
     assert check_certificate(tmp_path).status == "fail"
     assert doctor.certs_dir({"JETVOICE_STATE_DIR": str(tmp_path)}) == tmp_path / "certs"
+
+
+def test_a_managed_vllm_is_looked_for_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    missing = doctor.check_managed_llm_program("vllm")
+    assert missing.status == "fail" and "not on PATH" in missing.detail
+    assert "--llm external" in missing.fix
+    program = tmp_path / "vllm"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    found = doctor.check_managed_llm_program("vllm")
+    assert found.status == "ok" and str(program) in found.detail
