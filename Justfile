@@ -43,7 +43,13 @@ certs *ARGS: setup
 # Two workers, a test file each at a time (a file's agents and servers stay in one process): most
 # of an end-to-end test is real time (speaking, listening), so two of them share two cores well.
 test: setup lint check-jetson browser-deps strace-deps
-    uv run --no-sync pytest -n 2 --dist loadfile --ignore=tests/jetson --durations=25 --junitxml=artifacts/test-results.xml
+    uv run --no-sync pytest -n 2 --dist loadfile --ignore=tests/jetson --ignore=tests/vllm --durations=25 --junitxml=artifacts/test-results.xml
+
+# The vLLM path with a real vLLM engine on the CPU (opt-in, ~20 min on 2 cores, 3.5 GB the first
+# time): vLLM's CPU build in .venv-vllm (the agent's environment stays free of torch), the cpu
+# profile's GGUF converted to safetensors offline, then tests/vllm. Flags go to pytest.
+test-vllm *ARGS: setup
+    uv run --no-sync python scripts/vllm_cpu.py {{ARGS}}
 
 # Soak (opt-in, ~30 min on 2 cores): 200 real calls against one agent; fails on an RSS slope
 # over 50 KB per session or a task count that does not return to baseline (artifacts/soak.json)
