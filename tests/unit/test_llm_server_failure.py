@@ -18,6 +18,7 @@ import pytest
 import services.llm_server as llm_server_module
 from pipeline.config import LLMConfig
 from services.llm_server import LLMEndpoint, LLMServer, free_loopback_port
+from tests.support.processes import running, still_running
 
 # Answers GET /v1/models like a server that loaded its model; crashes on the first POST.
 _CRASHING_SERVER = textwrap.dedent(
@@ -123,24 +124,6 @@ _SERVER_WITH_ENGINE = textwrap.dedent(
 )
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-def _alive(pid: int, grace_s: float = 5.0) -> bool:
-    """Whether ``pid`` still runs once a SIGKILL sent to it has had ``grace_s`` to land."""
-    deadline = time.monotonic() + grace_s
-    while _running(pid):
-        if time.monotonic() > deadline:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.asyncio
 @pytest.mark.timeout(60)
 async def test_a_killed_servers_children_go_with_it_and_on_close(tmp_path: Path) -> None:
@@ -157,17 +140,17 @@ async def test_a_killed_servers_children_go_with_it_and_on_close(tmp_path: Path)
         first = server._process
         assert first is not None
         (engine,) = map(int, pids.read_text().split())
-        assert _running(engine)
+        assert running(engine)
         os.kill(first.pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while server.restarts == 0 or not server.serving:
             assert time.monotonic() < deadline, "the server was not restarted"
             await asyncio.sleep(0.1)
-        assert not _alive(engine), "the killed server's engine process lived on"
+        assert not still_running({engine}), "the killed server's engine process lived on"
         second_engine = int(pids.read_text().split()[-1])
-        assert second_engine != engine and _running(second_engine)
+        assert second_engine != engine and running(second_engine)
     finally:
         await server.close()
         if supervisor is not None:
             await asyncio.wait_for(supervisor, 10)
-    assert not _alive(second_engine), "close() left the server's engine process running"
+    assert not still_running({second_engine}), "close() left the server's engine process running"

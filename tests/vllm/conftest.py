@@ -18,6 +18,7 @@ import pytest
 from pipeline.ops.agent_process import AgentProcess
 from services.llm_server import free_loopback_port
 from tests.conftest import keep_log
+from tests.support.processes import descendants, still_running
 
 CHECKPOINT_ENV = "JETVOICE_VLLM_CHECKPOINT"
 # Qwen3's own chat template (tests/vllm/SOURCES.md): the template the Qwen3 profiles' requests
@@ -76,6 +77,10 @@ def vllm_agent(vllm_checkpoint: Path, vllm_port: int) -> Iterator[AgentProcess]:
     try:
         yield agent
     finally:
+        # vLLM's server and its engine processes: none may outlive the agent.
+        children = descendants(agent.pid) if agent.pid is not None else set()
         code = agent.stop(timeout=60)
         keep_log(agent, "vllm-agent")
         assert code == 0, f"jetvoice serve exited with {code} on SIGINT"
+        left = still_running(children)
+        assert not left, f"processes of the LLM server outlived the agent: {left}"

@@ -33,6 +33,7 @@ from pipeline.webrtc.ice_policy import loopback_only_ice
 from services.tts import KOKORO_SAMPLE_RATE, KokoroEngine
 from tests.support.conversation import ask, fixture_clip, hear, wait_out_greeting
 from tests.support.plain_client import call_with_plain_client
+from tests.support.processes import descendants, still_running
 
 # What services.llm sends with every request of a Qwen3 profile.
 QWEN3_FLAGS = {"chat_template_kwargs": {"enable_thinking": False}}
@@ -203,27 +204,6 @@ async def test_a_spoken_question_calls_a_tool_and_its_result_is_spoken(
     assert "391" in heard.replace(",", "") or "three hundred" in heard, heard
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (vLLM's engine core and its workers)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except FileNotFoundError:  # a thread that ended meanwhile
-            continue
-        for child in map(int, children):
-            found |= {child, *_descendants(child)}
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _vllm_server_pid(agent: AgentProcess, port: int) -> int:
     """The managed vLLM server's process: the agent's child serving ``port``."""
     assert agent.pid is not None
@@ -241,7 +221,7 @@ async def test_a_killed_vllm_server_is_restarted_and_the_next_turn_is_answered(
     vllm_agent: AgentProcess, vllm_port: int
 ) -> None:
     killed = _vllm_server_pid(vllm_agent, vllm_port)
-    engine = _descendants(killed)
+    engine = descendants(killed)
     assert engine, "vLLM runs its engine in child processes"
     os.kill(killed, signal.SIGKILL)
     started = time.monotonic()
@@ -256,7 +236,7 @@ async def test_a_killed_vllm_server_is_restarted_and_the_next_turn_is_answered(
     print(f"vLLM back after {time.monotonic() - started:.0f} s: {health}")
     assert _vllm_server_pid(vllm_agent, vllm_port) != killed
     # The killed server's engine processes went with it (they held the model and its cache).
-    assert not [pid for pid in engine if _running(pid)], engine
+    assert not still_running(engine), engine
 
     question, rate = fixture_clip("weather_question.wav")
     with loopback_only_ice():
