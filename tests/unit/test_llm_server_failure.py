@@ -100,27 +100,17 @@ def test_a_picked_port_is_never_one_the_process_will_bind_later(
 
 
 # Like vLLM: the API server starts its engine in a child process, which outlives a killed parent.
-_SERVER_WITH_ENGINE = textwrap.dedent(
-    """
-    import subprocess, sys, time
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    with open(sys.argv[2], "a") as pids:
-        pids.write(f"{engine.pid}\\n")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-    """
+# The server itself is the stand-in above (no POST is sent to it here).
+_SERVER_WITH_ENGINE = (
+    textwrap.dedent(
+        """
+        import subprocess, sys
+        engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(sys.argv[2], "a") as pids:
+            pids.write(f"{engine.pid}\\n")
+        """
+    )
+    + _CRASHING_SERVER
 )
 
 
