@@ -8,15 +8,13 @@ has torch, transformers and gguf; the agent's own environment has none of them.
 
     python scripts/gguf_to_checkpoint.py MODEL.gguf OUT_DIR
 
-Writes OUT_DIR/manifest.json: the source's sha256 and the sha256 of every file written, so a
-second run that finds the same files does nothing, and a changed file is noticed.
+Only the conversion: whether it is needed, and the sha256 of what it wrote, are decided and kept
+by its caller (scripts/vllm_cpu.py), which has the model catalog's pins.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import shutil
 import sys
@@ -24,34 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-MANIFEST = "manifest.json"
 
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _files(directory: Path) -> dict[str, str]:
-    return {
-        p.name: sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST
-    }
-
-
-def up_to_date(source_sha: str, out: Path) -> bool:
-    """Whether ``out`` holds an intact conversion of the GGUF with ``source_sha``."""
-    manifest = out / MANIFEST
-    if not manifest.is_file():
-        return False
-    recorded = json.loads(manifest.read_text())
-    return bool(recorded.get("source_sha256") == source_sha and recorded["files"] == _files(out))
-
-
-def convert(gguf: Path, out: Path, dtype_name: str) -> dict[str, object]:
-    # Imported here: this module's helpers also run where torch is not installed.
+def convert(gguf: Path, out: Path, dtype_name: str) -> None:
+    """Write the checkpoint of ``gguf`` to ``out``, replacing whatever was there."""
+    # Imported here: `--help` works without torch.
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -80,18 +54,9 @@ def convert(gguf: Path, out: Path, dtype_name: str) -> dict[str, object]:
             raise SystemExit(f"{gguf} carries no chat template: vLLM could not build prompts")
         model.save_pretrained(str(work))
         tokenizer.save_pretrained(str(work))
-        manifest: dict[str, object] = {
-            "source": gguf.name,
-            "source_sha256": sha256(gguf),
-            "dtype": dtype_name,
-            "transformers": __import__("transformers").__version__,
-            "files": _files(work),
-        }
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(work, out)
-        return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -108,15 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    source_sha = sha256(args.gguf)
-    if up_to_date(source_sha, args.out):
-        print(f"checkpoint: {args.out} is already converted from {args.gguf.name}")
-        return 0
-    manifest = convert(args.gguf, args.out, args.dtype)
+    convert(args.gguf, args.out, args.dtype)
     took = time.monotonic() - started
-    print(f"checkpoint: wrote {args.out} from {args.gguf.name} in {took:.0f} s")
-    for name, digest in manifest["files"].items():  # type: ignore[attr-defined]
-        print(f"  {digest}  {name}")
+    print(f"checkpoint: wrote {args.out} ({args.dtype}) from {args.gguf.name} in {took:.0f} s")
     return 0
 
 

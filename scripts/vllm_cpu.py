@@ -17,6 +17,7 @@ Each step says how long it took. A step that finds its work already done skips i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,7 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from models.store import ModelStore, default_models_dir
+from models.atomic_write import atomic_write
+from models.catalog import CATALOG
+from models.store import ModelStore, default_models_dir, sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv-vllm"
@@ -43,6 +46,7 @@ UNWANTED = ("torchvision", "torchaudio", "torchcodec")
 TORCH_INDEX_ENV = "JETVOICE_TORCH_INDEX"
 CHECKPOINT_NAME = "qwen2.5-coder-0.5b-instruct"
 CPU_LLM = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+MANIFEST = "manifest.json"
 # What the tests read (tests/vllm/conftest.py).
 CHECKPOINT_ENV = "JETVOICE_VLLM_CHECKPOINT"
 
@@ -113,13 +117,43 @@ def _name_alias(python: Path) -> None:
     (alias / "RECORD").write_text("")
 
 
+def _checkpoint_files(out: Path) -> dict[str, str]:
+    """The sha256 of every file of the checkpoint in ``out`` (its manifest aside)."""
+    return {
+        path.name: sha256_file(path, progress=False)
+        for path in sorted(out.iterdir())
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def _converted_from(out: Path, source_sha256: str) -> bool:
+    """Whether ``out`` holds an intact conversion of the GGUF with ``source_sha256``."""
+    try:
+        recorded = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(
+        recorded.get("source_sha256") == source_sha256
+        and recorded.get("files") == _checkpoint_files(out)
+    )
+
+
 def checkpoint(bin_dir: Path) -> Path:
-    """The cpu profile's GGUF as a safetensors checkpoint under the model store."""
+    """The cpu profile's GGUF as a safetensors checkpoint under the model store.
+
+    The GGUF's sha256 is the catalog's pin, which `just setup` verified the file against.
+    OUT/manifest.json keeps it with the sha256 of every file written: a later run that finds
+    the same files does nothing, and a changed file is converted again.
+    """
     store = ModelStore(default_models_dir())
     gguf = store.entry(CPU_LLM)
     if not gguf.is_file():
         raise SystemExit(f"test-vllm: {gguf} is missing: run `just setup` first")
+    (pinned,) = (f.sha256 for f in CATALOG.model(CPU_LLM).files if f.name == gguf.name)
     out = store.root / "vllm" / CHECKPOINT_NAME
+    if _converted_from(out, pinned):
+        print(f"test-vllm: {out} is already converted from {gguf.name}")
+        return out
     _run(
         [
             str(bin_dir / "python"),
@@ -128,6 +162,12 @@ def checkpoint(bin_dir: Path) -> Path:
             str(out),
         ]
     )
+    files = _checkpoint_files(out)
+    manifest = {"source": gguf.name, "source_sha256": pinned, "files": files}
+    with atomic_write(out / MANIFEST) as sink:
+        sink.write((json.dumps(manifest, indent=2) + "\n").encode())
+    for name, digest in files.items():
+        print(f"  {digest}  {name}")
     return out
 
 
