@@ -2,7 +2,8 @@
 
 Only `jetvoice models pull` uses this module; nothing at run time does. Hugging Face files are
 listed and fetched through huggingface_hub (imported only when a pull talks to the hub); GitHub
-release assets are not on a Hugging Face hub and are fetched over plain httpx. Every file is
+release assets are not on a Hugging Face hub and are fetched over plain httpx, by the same
+resumable :func:`download_url` that fetches wheels from a package index. Every file is
 checked against something the hub or the catalog states: the catalog's pinned sha256 when there
 is one, else the hub's LFS sha256 or git blob id from its listing. A download interrupted for
 any reason leaves ``.<name>.download`` next to the destination; the next pull continues it from
@@ -14,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,25 +210,21 @@ class HubClient:
         """Fetch ``part`` into ``.<dest.name>.download`` beside ``dest``, continuing a previous
         partial download; returns the completed temporary file (the caller checks it and renames
         it)."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}{DOWNLOAD_SUFFIX}"
-        have = tmp.stat().st_size if tmp.exists() else 0
-        if size is not None and have > size:
-            tmp.unlink()
-            have = 0
-        if size is not None and have == size:
-            return tmp
         label = label or dest.name
-        if part.hub == "hf":
-            self._download_hf(part, tmp, have, size=size, progress=progress, label=label)
-        else:
-            self._download_github(part, tmp, have, size=size, progress=progress, label=label)
-        got = tmp.stat().st_size
-        if size is not None and got != size:
-            raise HubError(
-                f"{label}: got {got:,} B, expected {size:,} B; run the pull again to resume"
+        if part.hub == "github-release":
+            url = (
+                f"{self.config.github_endpoint}/{part.repo}/releases/download/"
+                f"{quote(part.revision)}/{quote(part.file)}"
             )
-        return tmp
+            return download_url(self._client, url, dest, size=size, progress=progress, label=label)
+        return _resumable(
+            dest,
+            size,
+            label,
+            lambda tmp, have: self._download_hf(
+                part, tmp, have, size=size, progress=progress, label=label
+            ),
+        )
 
     def _download_hf(
         self, part: HubPart, tmp: Path, have: int, *, size: int | None, progress: bool, label: str
@@ -263,53 +260,102 @@ class HubClient:
         except HfHubHTTPError as exc:
             if exc.response.status_code == 416 and have:
                 return  # the hub has nothing past what we hold: the file is complete
-            raise self._interrupted(url, tmp, exc) from exc
+            raise _interrupted(url, tmp, exc) from exc
         except (httpx2.HTTPError, OSError) as exc:
-            raise self._interrupted(url, tmp, exc) from exc
+            raise _interrupted(url, tmp, exc) from exc
 
-    def _download_github(
-        self, part: HubPart, tmp: Path, have: int, *, size: int | None, progress: bool, label: str
-    ) -> None:
-        url = (
-            f"{self.config.github_endpoint}/{part.repo}/releases/download/"
-            f"{quote(part.revision)}/{quote(part.file)}"
-        )
-        headers = {"Range": f"bytes={have}-"} if have else {}
-        try:
-            with self._client.stream("GET", url, headers=headers) as response:
-                if response.status_code == 416 and have:
-                    return  # the server has nothing past what we hold: the file is complete
-                if response.status_code not in (200, 206):
-                    raise HubError(f"{url}: HTTP {response.status_code}")
-                if response.status_code == 200 and have:
-                    have = 0  # the server ignored the Range header: start over
-                total = size
-                length = response.headers.get("Content-Length")
-                if total is None and length is not None and length.isdigit():
-                    total = have + int(length)
-                with (
-                    tmp.open("ab" if have else "wb") as fh,
-                    _progress_bar(progress)(
-                        total=total,
-                        initial=have,
-                        unit="B",
-                        unit_scale=True,
-                        desc=f"download {label}",
-                    ) as bar,
-                ):
-                    # No chunk size: bytes are written as they arrive, so a broken
-                    # connection keeps everything received so far for the resume.
-                    for chunk in response.iter_bytes():
-                        fh.write(chunk)
-                        bar.update(len(chunk))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-        except httpx.HTTPError as exc:
-            raise self._interrupted(url, tmp, exc) from exc
 
-    @staticmethod
-    def _interrupted(url: str, tmp: Path, exc: Exception) -> HubError:
-        got = tmp.stat().st_size if tmp.exists() else 0
-        return HubError(
-            f"{url}: download interrupted at {got:,} B ({exc}); run the pull again to resume"
-        )
+def download_url(
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    *,
+    size: int | None,
+    progress: bool = True,
+    label: str = "",
+) -> Path:
+    """Fetch ``url`` with ``client`` into ``.<dest.name>.download`` beside ``dest``, continuing a
+    previous partial download with a Range request; returns the completed temporary file (the
+    caller checks it and renames it, e.g. with :func:`models.atomic_write.install_file`)."""
+    label = label or dest.name
+    return _resumable(
+        dest,
+        size,
+        label,
+        lambda tmp, have: _stream_url(
+            client, url, tmp, have, size=size, progress=progress, label=label
+        ),
+    )
+
+
+def _resumable(
+    dest: Path, size: int | None, label: str, fetch: Callable[[Path, int], None]
+) -> Path:
+    """Run ``fetch(tmp, bytes already in tmp)`` unless the partial file is already complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}{DOWNLOAD_SUFFIX}"
+    have = tmp.stat().st_size if tmp.exists() else 0
+    if size is not None and have > size:
+        tmp.unlink()
+        have = 0
+    if size is not None and have == size:
+        return tmp
+    fetch(tmp, have)
+    got = tmp.stat().st_size
+    if size is not None and got > size:
+        tmp.unlink()  # more bytes than the file has: not the file, nothing to resume
+        raise HubError(f"{label}: got {got:,} B, expected {size:,} B; the download was deleted")
+    if size is not None and got != size:
+        raise HubError(f"{label}: got {got:,} B, expected {size:,} B; run the pull again to resume")
+    return tmp
+
+
+def _stream_url(
+    client: httpx.Client,
+    url: str,
+    tmp: Path,
+    have: int,
+    *,
+    size: int | None,
+    progress: bool,
+    label: str,
+) -> None:
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    try:
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 416 and have:
+                return  # the server has nothing past what we hold: the file is complete
+            if response.status_code not in (200, 206):
+                raise HubError(f"{url}: HTTP {response.status_code}")
+            if response.status_code == 200 and have:
+                have = 0  # the server ignored the Range header: start over
+            total = size
+            length = response.headers.get("Content-Length")
+            if total is None and length is not None and length.isdigit():
+                total = have + int(length)
+            with (
+                tmp.open("ab" if have else "wb") as fh,
+                _progress_bar(progress)(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    desc=f"download {label}",
+                ) as bar,
+            ):
+                # No chunk size: bytes are written as they arrive, so a broken
+                # connection keeps everything received so far for the resume.
+                for chunk in response.iter_bytes():
+                    fh.write(chunk)
+                    bar.update(len(chunk))
+                fh.flush()
+                os.fsync(fh.fileno())
+    except httpx.HTTPError as exc:
+        raise _interrupted(url, tmp, exc) from exc
+
+
+def _interrupted(url: str, tmp: Path, exc: Exception) -> HubError:
+    got = tmp.stat().st_size if tmp.exists() else 0
+    return HubError(
+        f"{url}: download interrupted at {got:,} B ({exc}); run the pull again to resume"
+    )
