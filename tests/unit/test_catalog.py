@@ -56,6 +56,20 @@ def test_files_have_full_sha256_positive_sizes_and_parts() -> None:
                     assert re.fullmatch(r"\d+(\.\d+)+", part.version), "versions are exact pins"
 
 
+def test_every_pypi_part_pins_the_wheel_of_its_release() -> None:
+    pins: dict[tuple[str, str], object] = {}
+    for model in MODELS.values():
+        parts = [p for f in model.files for p in f.parts if isinstance(p, PackagePart)]
+        for part in parts:
+            if part.registry != "pypi":
+                continue
+            assert part.wheel is not None, f"{model.id}: {part.package} has no wheel pin"
+            prefix = f"{part.package.replace('-', '_')}-{part.version}-"
+            assert part.wheel.filename.startswith(prefix), part.wheel.filename
+            # One release, one wheel: every part of a package names the same pin.
+            assert pins.setdefault((part.package, part.version), part.wheel) == part.wheel
+
+
 def test_entries_name_one_of_the_files() -> None:
     for model in MODELS.values():
         if model.kind == "stt" or model.listing is not None:

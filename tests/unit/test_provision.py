@@ -1,16 +1,15 @@
-"""pull/verify against a fake catalog built from files that are already on this machine.
+"""pull/verify against a fake catalog whose sources are made here.
 
-Parts come from an installed distribution (tqdm, located through its metadata) and from a small
-npm-style tarball made here, so nothing is downloaded.
+PyPI parts come from a small wheel served by a fake index on 127.0.0.1, npm parts from a small
+npm-style tarball, so nothing reaches the network.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import io
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +19,24 @@ from models import provision
 from models.assemble import VOICE_BYTES, write_voices_npz
 from models.catalog import Model, ModelFile, PackagePart, Profile
 from models.provision import ProvisionError, pull, verify
-from models.sources import SourceError, install_pypi, locate_pypi_member
 from models.spec import Catalog
 from models.store import ModelStore
+from tests.support.fake_index import pin, serve_index, wheel_bytes, wheel_name
 
-TQDM_VERSION = importlib.metadata.version("tqdm")
-MEMBERS = ("tqdm/__init__.py", "tqdm/std.py")
+PACKAGE, VERSION = "jv-fake-parts", "2.0.0"
+MEMBERS = {
+    "jv_fake_parts/part1.bin": b"first part of the blob\n" * 300,
+    "jv_fake_parts/part2.bin": bytes(range(256)) * 40,
+}
+WHEEL = wheel_bytes(PACKAGE, VERSION, MEMBERS)
 
 
-def _tqdm_part(member: str, version: str = TQDM_VERSION) -> PackagePart:
-    return PackagePart("pypi", "tqdm", version, member)
+def _wheel_part(member: str) -> PackagePart:
+    return PackagePart("pypi", PACKAGE, VERSION, member, pin(PACKAGE, VERSION, WHEEL))
 
 
 def _concat_bytes() -> bytes:
-    return b"".join(locate_pypi_member(_tqdm_part(m)).read_bytes() for m in MEMBERS)
+    return b"".join(MEMBERS.values())
 
 
 def _voice(seed: int) -> bytes:
@@ -65,7 +68,7 @@ def _catalog(concat_sha: str | None = None) -> Catalog:
         "blob.bin",
         len(data),
         concat_sha or hashlib.sha256(data).hexdigest(),
-        tuple(_tqdm_part(m) for m in MEMBERS),
+        tuple(_wheel_part(m) for m in MEMBERS),
     )
     voices = ModelFile(
         "voices.npz",
@@ -84,6 +87,14 @@ def _catalog(concat_sha: str | None = None) -> Catalog:
     ]
     profile = Profile("p", "test", "m-stt", "m-llm", "m-tts", "m-voices")
     return Catalog({m.id: m for m in models}, {"p": profile}, "p")
+
+
+@pytest.fixture(autouse=True)
+def fake_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Serve the wheel on 127.0.0.1 and name that index the way a user would."""
+    with serve_index({wheel_name(PACKAGE, VERSION): WHEEL}) as index:
+        monkeypatch.setenv("UV_DEFAULT_INDEX", index.url)
+        yield
 
 
 @pytest.fixture
@@ -163,16 +174,6 @@ def test_hash_mismatch_names_model_and_file_and_leaves_nothing(
     with pytest.raises(ProvisionError, match=r"model m-stt, file blob\.bin.*expects"):
         pull("p", store, progress=False)
     assert list((tmp_path / "m-stt").iterdir()) == []
-
-
-def test_wrong_installed_version_without_uv_says_how_to_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("shutil.which", lambda name: None)
-    with pytest.raises(SourceError, match=r"uv sync --extra cpu"):
-        install_pypi([_tqdm_part("tqdm/std.py", version="0.0.1")])
-    with pytest.raises(SourceError, match=r"tqdm .* is installed, the catalog pins 0\.0\.1"):
-        locate_pypi_member(_tqdm_part("tqdm/std.py", version="0.0.1"))
 
 
 def test_interrupted_pull_leftovers_are_removed(tmp_path: Path, fake_npm: list[str]) -> None:
