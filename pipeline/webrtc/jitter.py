@@ -18,9 +18,11 @@ packet (20 ms) behind for the rest of the session: never worse than a one-packet
 from __future__ import annotations
 
 from aiortc import RTCPeerConnection
-from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
+from aiortc.jitterbuffer import MAX_MISORDER, JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
+
+from services.seams.aiortc_seams import depayloaded, replace_jitter_buffer
 
 # The server's receivers: nothing to play out, so nothing held (see the module doc).
 DEFAULT_AUDIO_PREFETCH_PACKETS = 0
@@ -33,50 +35,73 @@ DEFAULT_LOSS_WAIT_PACKETS = 2
 _AUDIO_CAPACITY = 16  # aiortc's own capacity for audio (must be a power of two)
 
 
-class AudioJitterBuffer(JitterBuffer):
+class AudioJitterBuffer:
     """Releases audio packets in sequence order, ``prefetch`` packets behind the newest.
 
-    aiortc's receiver calls :meth:`add` once per packet and decodes the frame it returns.
+    aiortc's receiver calls :meth:`add` once per packet and decodes the frame it returns. The
+    packets wait in a ring of ``capacity`` slots, a packet in the slot of its sequence number
+    modulo the capacity, the ring starting at the oldest sequence number not yet released: the
+    bookkeeping of aiortc's ``JitterBuffer``, kept here rather than inherited so that it does
+    not depend on how aiortc names its buffer's state.
     """
 
     def __init__(self, capacity: int, prefetch: int, loss_wait: int) -> None:
-        super().__init__(capacity=capacity, prefetch=prefetch)
+        if capacity <= 0 or capacity & (capacity - 1):
+            raise ValueError(f"capacity must be a power of two, got {capacity}")
         if not 1 <= loss_wait < capacity:
             raise ValueError(f"loss_wait must be between 1 and {capacity - 1}, got {loss_wait}")
+        self._size = capacity
+        self._hold = prefetch
         self._loss_wait = loss_wait
+        self._first: int | None = None  # the sequence number of the ring's first slot
+        self._slots: list[RtpPacket | None] = [None] * capacity
+
+    @property
+    def capacity(self) -> int:
+        """Packets the ring holds."""
+        return self._size
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         """Store ``packet``; return the next frame due, if any (never asks for a PLI)."""
         sequence = packet.sequence_number
-        if self._origin is None:
-            self._origin = sequence
-        if 0 < uint16_add(self._origin, -sequence) < MAX_MISORDER:
+        if self._first is None:
+            self._first = sequence
+        if 0 < uint16_add(self._first, -sequence) < MAX_MISORDER:
             return False, None  # later than its turn: the packets after it have been released
-        if uint16_add(sequence, -self._origin) >= self._capacity:
+        if uint16_add(sequence, -self._first) >= self._size:
             # A gap longer than the buffer, or a sender that restarted its sequence numbers.
-            self.remove(self._capacity)
-            self._origin = sequence
-        self._packets[sequence % self._capacity] = packet
+            self._drop(self._size)
+            self._first = sequence
+        self._slots[sequence % self._size] = packet
         return False, self._next_frame()
 
+    def _drop(self, count: int) -> None:
+        """Empty the first ``count`` slots and start the ring after them."""
+        first = self._first
+        assert first is not None
+        for _ in range(count):
+            self._slots[first % self._size] = None
+            first = uint16_add(first, 1)
+        self._first = first
+
     def _next_frame(self) -> JitterFrame | None:
-        origin = self._origin
+        origin = self._first
         assert origin is not None
         waiting = [
             offset
-            for offset in range(self._capacity)
-            if self._packets[(origin + offset) % self._capacity] is not None
+            for offset in range(self._size)
+            if self._slots[(origin + offset) % self._size] is not None
         ]
-        if not waiting or len(waiting) - 1 < self._prefetch:
+        if not waiting or len(waiting) - 1 < self._hold:
             return None
         first = waiting[0]
         if first > 0 and len(waiting) < self._loss_wait:
             return None  # the missing packets may still arrive
-        self.remove(first)  # the missing packets before the first that arrived: lost
-        packet = self._packets[(origin + first) % self._capacity]
+        self._drop(first)  # the missing packets before the first that arrived: lost
+        packet = self._slots[(origin + first) % self._size]
         assert packet is not None
-        self.remove(1)
-        return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+        self._drop(1)
+        return JitterFrame(data=depayloaded(packet), timestamp=packet.timestamp)
 
 
 def shorten_audio_jitter_buffers(
@@ -86,16 +111,19 @@ def shorten_audio_jitter_buffers(
 ) -> int:
     """Give every audio receiver of ``pc`` an :class:`AudioJitterBuffer`.
 
-    aiortc has no public knob for this, so the receiver's private buffer is replaced, as
-    pipecat itself does for video. Call it before media flows. Returns how many were changed.
+    aiortc has no public knob for this and pipecat's ``SmallWebRTCTrack`` has one for its
+    screen-share video only, so the receiver's buffer is replaced the way pipecat replaces that
+    one (:func:`~services.seams.aiortc_seams.replace_jitter_buffer`). Call it before media
+    flows. Returns how many were changed.
     """
     if not 0 <= prefetch < _AUDIO_CAPACITY:
         raise ValueError(f"prefetch must be between 0 and {_AUDIO_CAPACITY - 1}, got {prefetch}")
     changed = 0
     for transceiver in pc.getTransceivers():
         if transceiver.kind == "audio":
-            transceiver.receiver._RTCRtpReceiver__jitter_buffer = AudioJitterBuffer(  # type: ignore[attr-defined]
+            buffer = AudioJitterBuffer(
                 capacity=_AUDIO_CAPACITY, prefetch=prefetch, loss_wait=loss_wait
             )
+            replace_jitter_buffer(transceiver.receiver, buffer)
             changed += 1
     return changed

@@ -33,6 +33,8 @@ from aiortc.codecs.opus import SAMPLE_RATE, OpusEncoder
 from av import AudioFrame, AudioResampler
 from av.frame import Frame
 
+from services.seams.aiortc_seams import negotiated_codecs, sender_encoder, set_sender_encoder
+
 PACKET_MS = 10
 APPLICATION = "lowdelay"
 
@@ -93,20 +95,20 @@ def send_low_delay_opus(
     :class:`LowDelayOpusEncoder`).
 
     aiortc has no public knob for this; its sender builds its encoder on the first frame when
-    it has none, so one set before media flows (right after the answer) is the one it uses.
-    A sender that already encodes, or that negotiated another codec, is left alone. Returns how
-    many were changed.
+    it has none, so one set before media flows (right after the answer) is the one it uses
+    (:func:`~services.seams.aiortc_seams.set_sender_encoder`). A sender that already encodes,
+    or that negotiated another codec, is left alone. Returns how many were changed.
     """
     changed = 0
     for transceiver in pc.getTransceivers():
         if transceiver.kind != "audio":
             continue
-        codecs = getattr(transceiver, "_codecs", None) or []
+        codecs = negotiated_codecs(transceiver)
         if not codecs or codecs[0].mimeType.lower() != "audio/opus":
             continue
         sender = transceiver.sender
-        if getattr(sender, "_RTCRtpSender__encoder", None) is not None:
+        if sender_encoder(sender) is not None:
             continue
-        sender._RTCRtpSender__encoder = encoder()  # type: ignore[attr-defined]
+        set_sender_encoder(sender, encoder())
         changed += 1
     return changed

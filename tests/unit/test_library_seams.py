@@ -67,6 +67,7 @@ class Seam:
     instance: str | None = None  # key of INSTANCE_FACTORIES, for ATTRIBUTE
     library_reads: tuple[str, ...] = ()  # substrings the owner's source must still contain
     copied_sha256: str | None = None  # sha256 of inspect.getsource(owner.name)
+    library_module: str | None = None  # where library_reads are, when not in the owner
     private: bool = True  # False: a public-looking but undocumented attribute (UNDOCUMENTED)
 
     @property
@@ -84,7 +85,6 @@ HANDLER = "pipecat.transports.smallwebrtc.request_handler:SmallWebRTCRequestHand
 TRANSPORT = "pipecat.transports.smallwebrtc.transport:SmallWebRTCTransport"
 RECEIVER = "aiortc.rtcrtpreceiver:RTCRtpReceiver"
 SENDER = "aiortc.rtcrtpsender:RTCRtpSender"
-JITTER = "aiortc.jitterbuffer:JitterBuffer"
 ICE_CONNECTION = "aioice.ice:Connection"
 STUN_PROTOCOL = "aioice.ice:StunProtocol"
 
@@ -224,43 +224,34 @@ SEAMS: tuple[Seam, ...] = (
          "mirrored when the guess is used (model result, then _clear on COMPLETE)",
          "kept: public method; the mirrored steps are checked by hash",
          copied_sha256="23c37ea27cab87f054713ec998a8b5a3608a2100148d0897c0a66b4f92306b8f"),
-    # --- pipeline/webrtc/jitter.py -----------------------------------------------------------
+    # --- services/seams/aiortc_seams.py (for pipeline/webrtc/jitter.py) ----------------------
     Seam(AIORTC, RECEIVER, "_RTCRtpReceiver__jitter_buffer", ATTRIBUTE,
-         "pipeline/webrtc/jitter.py:shorten_audio_jitter_buffers",
+         "services/seams/aiortc_seams.py:replace_jitter_buffer",
          "the audio receiver's jitter buffer is replaced (no prefetch, no stall on a loss)",
-         "kept: aiortc has no knob; pipecat's SmallWebRTCTrack does the same, for video only",
+         "kept: aiortc has no knob; pipecat's SmallWebRTCTrack writes the same name for its "
+         "screen-share video and has no slot for audio or another buffer kind",
          instance="audio_receiver",
          library_reads=("pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",)),
     Seam(AIORTC, RECEIVER, "_data", LIBRARY_WRITES,
-         "pipeline/webrtc/jitter.py:AudioJitterBuffer._next_frame",
+         "services/seams/aiortc_seams.py:depayloaded",
          "the depayloaded bytes the receiver stores on each RtpPacket before add()",
          "kept: the jitter buffer's only input",
          library_reads=("packet._data = depayload(codec, packet.payload)",)),
-    Seam(AIORTC, JITTER, "_origin", ATTRIBUTE,
-         "pipeline/webrtc/jitter.py:AudioJitterBuffer.add",
-         "our add() keeps aiortc's ring buffer bookkeeping (and its remove())",
-         "kept: subclass of JitterBuffer", instance="jitter_buffer"),
-    Seam(AIORTC, JITTER, "_packets", ATTRIBUTE,
-         "pipeline/webrtc/jitter.py:AudioJitterBuffer.add",
-         "the ring of packets our add() fills and releases",
-         "kept: subclass of JitterBuffer", instance="jitter_buffer"),
-    Seam(AIORTC, JITTER, "_capacity", ATTRIBUTE,
-         "pipeline/webrtc/jitter.py:AudioJitterBuffer.add",
-         "the ring's size", "kept: subclass of JitterBuffer", instance="jitter_buffer"),
-    Seam(AIORTC, JITTER, "_prefetch", ATTRIBUTE,
-         "pipeline/webrtc/jitter.py:AudioJitterBuffer._next_frame",
-         "packets held back behind the newest", "kept: subclass of JitterBuffer",
-         instance="jitter_buffer"),
-    # --- pipeline/webrtc/opus_sender.py ------------------------------------------------------
+    # --- services/seams/aiortc_seams.py (for pipeline/webrtc/opus_sender.py) -----------------
     Seam(AIORTC, "aiortc.rtcrtptransceiver:RTCRtpTransceiver", "_codecs", ATTRIBUTE,
-         "pipeline/webrtc/opus_sender.py:send_low_delay_opus",
+         "services/seams/aiortc_seams.py:negotiated_codecs",
          "the negotiated codecs: only an Opus sender gets the low-delay encoder "
          "(a getattr default would silently skip every sender)",
-         "kept: aiortc exposes no negotiated-codec accessor", instance="audio_transceiver"),
+         "kept: aiortc exposes no negotiated-codec accessor (the SDP lists them, but parsing "
+         "it again could disagree with what the sender is given)",
+         instance="audio_transceiver",
+         library_reads=("transceiver._codecs = common", "codecs=transceiver._codecs"),
+         library_module="aiortc.rtcpeerconnection"),
     Seam(AIORTC, SENDER, "_RTCRtpSender__encoder", ATTRIBUTE,
-         "pipeline/webrtc/opus_sender.py:send_low_delay_opus",
+         "services/seams/aiortc_seams.py:set_sender_encoder",
          "set before media flows; the sender builds its own only when this is None "
-         "(a getattr default would silently leave aiortc's 20 ms voip encoder)",
+         "(a getattr default would silently leave aiortc's 20 ms voip encoder); read back by "
+         "sender_encoder to leave a sender that already encodes alone",
          "kept: aiortc has no encoder parameter", instance="audio_sender",
          library_reads=("if self.__encoder is None:",)),
     # --- pipeline/webrtc/audio_out_track.py --------------------------------------------------
@@ -378,7 +369,6 @@ _NOT_LIBRARY_OBJECTS = frozenset({"argparse"})
 async def _build_instances() -> dict[str, Any]:
     from aiortc import RTCConfiguration, RTCPeerConnection
     from aiortc.codecs.opus import OpusEncoder
-    from aiortc.jitterbuffer import JitterBuffer
     from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
     from pipecat.audio.vad.vad_analyzer import VADAnalyzer
     from pipecat.services.openai.llm import OpenAILLMService
@@ -424,7 +414,6 @@ async def _build_instances() -> dict[str, Any]:
         "audio_transceiver": transceiver,
         "audio_sender": transceiver.sender,
         "audio_receiver": transceiver.receiver,
-        "jitter_buffer": JitterBuffer(capacity=16, prefetch=4),
         "raw_audio_track": RawAudioTrack(sample_rate=24000),
         "request_handler": SmallWebRTCRequestHandler(),
         "transport": SmallWebRTCTransport(SmallWebRTCConnection(), TransportParams()),
@@ -498,8 +487,9 @@ def test_private_name_exists_as_we_use_it(seam: Seam) -> None:
     else:
         assert seam.kind in (LIBRARY_READS, LIBRARY_WRITES), seam.kind
         assert seam.library_reads, f"{where}: say where the library reads or writes it"
+    reader = resolve(seam.library_module) if seam.library_module else owner
     for needle in seam.library_reads:
-        assert needle in inspect.getsource(owner), (
+        assert needle in inspect.getsource(reader), (
             f"{where}: the library no longer contains {needle!r}, so our use no longer takes "
             "effect: re-check it"
         )
