@@ -29,7 +29,6 @@ from pipecat.transports.smallwebrtc.request_handler import (
     IceCandidate,
     SmallWebRTCPatchRequest,
     SmallWebRTCRequest,
-    SmallWebRTCRequestHandler,
 )
 
 from pipeline.ops.memory import collect_session_garbage, release_free_memory
@@ -39,6 +38,7 @@ from pipeline.sessions.party import Party, PartyError
 from pipeline.webrtc.audio_out_track import audio_sender_track, release_pending_audio
 from pipeline.webrtc.packet_time import with_packet_time
 from pipeline.webrtc.sdp_check import SDPError, check_offer
+from services.seams.pipecat_seams import PeerMapRequestHandler
 
 # Sessions last minutes; a client told to come back sooner would only be refused again.
 BUSY_RETRY_AFTER_SECS = 10
@@ -110,7 +110,7 @@ class WebRequestHandler(Protocol):
         """Peer connections held now."""
 
 
-class PeerRequestHandler(SmallWebRTCRequestHandler):
+class PeerRequestHandler(PeerMapRequestHandler):
     """pipecat's request handler, holding exactly one entry per live peer, and none it failed.
 
     pipecat builds a new peer's ``RTCPeerConnection`` before parsing the offer and, when aiortc
@@ -118,7 +118,8 @@ class PeerRequestHandler(SmallWebRTCRequestHandler):
     the old one too, and its "closed" handler removes only the newest: a tab reconnecting all
     day would keep every connection it ever had. Here a new peer is answered the way pipecat
     does it (multiple-connection mode, no ESP32 munging), closing the connection when answering
-    fails; a renegotiation goes through pipecat, then the stale id is dropped, and a failed one
+    fails (:meth:`~services.seams.pipecat_seams.PeerMapRequestHandler.answer_new_peer`); a
+    renegotiation goes through pipecat, then the stale id is dropped, and a failed one
     closes the peer (its session ends; the client calls again). On a restart, audio already
     written to the replaced connection is released (see :func:`release_pending_audio`).
     """
@@ -129,63 +130,33 @@ class PeerRequestHandler(SmallWebRTCRequestHandler):
         webrtc_connection_callback: Callable[[Any], Awaitable[None]],
     ) -> dict[str, str] | None:
         """Answer a new peer, or renegotiate a known one."""
-        existing = self._pcs_map.get(request.pc_id) if request.pc_id else None
+        existing = self.peers.get(request.pc_id) if request.pc_id else None
         if existing is None:
-            return await self._answer_new_peer(request, webrtc_connection_callback)
+            return await self.answer_new_peer(request, webrtc_connection_callback)
         abandoned = audio_sender_track(existing) if request.restart_pc else None
         try:
             answer = await super().handle_web_request(request, webrtc_connection_callback)
         except Exception:
-            self._pcs_map.pop(existing.pc_id, None)
+            self.peers.pop(existing.pc_id, None)
             if request.pc_id:
-                self._pcs_map.pop(request.pc_id, None)
+                self.peers.pop(request.pc_id, None)
             await existing.disconnect()
             raise
         finally:
             if abandoned is not None:
                 release_pending_audio(abandoned)
         if answer is not None and request.pc_id and request.pc_id != answer["pc_id"]:
-            self._pcs_map.pop(request.pc_id, None)
+            self.peers.pop(request.pc_id, None)
         return answer
-
-    async def _answer_new_peer(
-        self,
-        request: SmallWebRTCRequest,
-        webrtc_connection_callback: Callable[[Any], Awaitable[None]],
-    ) -> dict[str, str] | None:
-        connection = SmallWebRTCConnection(ice_servers=self._ice_servers)
-        try:
-            await connection.initialize(sdp=request.sdp, type=request.type)
-        except BaseException:
-            await connection.disconnect()
-            raise
-
-        @connection.event_handler("closed")
-        async def forget(closed: SmallWebRTCConnection) -> None:
-            logger.debug(f"Discarding peer connection for pc_id: {closed.pc_id}")
-            self._pcs_map.pop(closed.pc_id, None)
-
-        try:
-            await webrtc_connection_callback(connection)
-        except Exception as error:  # noqa: BLE001 - pipecat's contract: logged, not raised
-            logger.error(f"webrtc_connection_callback failed for {connection.pc_id}: {error}")
-        answer = connection.get_answer()
-        if answer is None:
-            await connection.disconnect()
-            raise RuntimeError("SmallWebRTC connection produced no SDP answer")
-        # A peer the callback already closed (its session could not be built) is not kept.
-        if connection.pc.connectionState != "closed":
-            self._pcs_map[answer["pc_id"]] = connection
-        return dict(answer)
 
     @property
     def peer_count(self) -> int:
         """Peer connections held now."""
-        return len(self._pcs_map)
+        return len(self.peers)
 
     def peer(self, pc_id: str) -> SmallWebRTCConnection | None:
         """The connection held for ``pc_id``, if any."""
-        return self._pcs_map.get(pc_id)
+        return self.peers.get(pc_id)
 
 
 @dataclass(frozen=True)

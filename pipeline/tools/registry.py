@@ -43,6 +43,7 @@ from pipeline.tools.schemas import (
 )
 from pipeline.tools.timers import SessionTimers, TimerError, describe_duration, parse_duration
 from pipeline.tools.units import UnitError, convert, find_conversion, spoken_name
+from services.seams.pipecat_seams import set_handler_cleanup
 
 # What a tool may raise to give the model a reason instead of a result.
 TOOL_ERRORS = (ExpressionError, UnitError, TimerError, HomeAssistantError, ValueError)
@@ -144,9 +145,9 @@ class SessionTools:
         async def handler(params: FunctionCallParams) -> None:
             await self.call(tool, params)
 
-        # pipecat awaits a handler's ``_pipecat_cleanup`` when the LLM service is torn down
-        # (the session ended): the timers go with it. Shared by every handler, run once.
-        setattr(handler, "_pipecat_cleanup", self.close)  # noqa: B010 - a function attribute
+        # pipecat closes the handlers' resource when the LLM service is torn down (the session
+        # ended): the timers go with it. Shared by every handler, run once.
+        set_handler_cleanup(handler, self.close)
         return handler
 
     async def call(self, tool: Tool, params: FunctionCallParams) -> None:

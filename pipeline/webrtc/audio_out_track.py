@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+
+from services.seams.pipecat_seams import take_pending_audio_writes
 
 
 def audio_sender_track(connection: SmallWebRTCConnection) -> object | None:
@@ -22,16 +23,12 @@ def release_pending_audio(track: object) -> int:
     consumed it. When a peer's connection closes with bot audio still queued (a reconnect with
     ``restart_pc`` during an answer, or a person leaving a conversation others go on with), that
     write never completes: the output waits ``audio_out_write_timeout_secs`` (10 s), then writes
-    the transport off for good and nobody hears the bot again. pipecat's ``RawAudioTrack`` keeps
-    the writes in ``_chunk_queue`` as (chunk, future) pairs; there is no public way to drop them.
+    the transport off for good and nobody hears the bot again. pipecat has no public way to drop
+    the writes (:func:`~services.seams.pipecat_seams.take_pending_audio_writes`).
     Returns the number of writes released.
     """
-    queue = getattr(track, "_chunk_queue", None)
-    if not isinstance(queue, deque):
-        return 0
     released = 0
-    while queue:
-        _chunk, future = queue.popleft()
+    for future in take_pending_audio_writes(track):
         if isinstance(future, asyncio.Future) and not future.done():
             future.set_result(True)
             released += 1

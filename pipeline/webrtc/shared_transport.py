@@ -17,13 +17,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
-from pipecat.transports.smallwebrtc.transport import (
-    SmallWebRTCClient,
-    SmallWebRTCOutputTransport,
-    SmallWebRTCTransport,
-)
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCClient, SmallWebRTCOutputTransport
 
 from pipeline.sessions.party import GUEST_PACE_TIMEOUT_SECS, Party
+from services.seams.pipecat_seams import OutputBuildingTransport
 
 
 class SharedOutputTransport(SmallWebRTCOutputTransport):
@@ -61,7 +58,7 @@ class SharedOutputTransport(SmallWebRTCOutputTransport):
         self._party.send_message(frame.message)
 
 
-class SharedTransport(SmallWebRTCTransport):
+class SharedTransport(OutputBuildingTransport):
     """A SmallWebRTC transport for the host whose output also reaches the party's guests."""
 
     def __init__(
@@ -82,10 +79,8 @@ class SharedTransport(SmallWebRTCTransport):
         async def note_host_track(_transport: SharedTransport, client: object) -> None:
             party.host_connected(webrtc_connection)
 
-    def output(self) -> SmallWebRTCOutputTransport:
+    def build_output(
+        self, client: SmallWebRTCClient, params: TransportParams, name: str | None
+    ) -> SmallWebRTCOutputTransport:
         """The output processor, fanning out to the party."""
-        if not self._output:
-            self._output = SharedOutputTransport(
-                self._client, self._params, self._party, name=self._output_name
-            )
-        return self._output
+        return SharedOutputTransport(client, params, self._party, name=name)
