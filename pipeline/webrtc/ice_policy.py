@@ -25,8 +25,9 @@ each datagram against the kernel's own interface table does, with no packet sent
 `loopback_only_ice()` is the stricter policy the project's own callers use (the benchmark's
 client, tests): gather on 127.0.0.1 only and talk to loopback only.
 
-Both patch aioice's module and classes, so they apply to every peer connection in the process
-(a caller and an in-process server alike) while active; with both active, the one entered last
+Both install a filter in aioice's module and classes (``services.seams.aioice_seams``: aioice
+has no option for any of this), so they apply to every peer connection in the process (a caller
+and an in-process server alike) while active; with both active, the one entered last
 applies, and the patches go when the last block ends, whatever the order the blocks end in.
 """
 
@@ -35,12 +36,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
-
-import aioice.ice
-from aioice.candidate import Candidate
 
 from pipeline.webrtc.own_addresses import is_own_address, parse_ip
+from services.seams.aioice_seams import aioice_host_addresses, install_ice_filter, remove_ice_filter
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +62,8 @@ def _own_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return [*_loopback_host_addresses(use_ipv4, use_ipv6), *interfaces]
 
 
-_ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
+# aioice's own gathering, as it was before any filter.
+_ORIGINAL_GET_HOST_ADDRESSES = aioice_host_addresses
 
 
 class _Policy:
@@ -82,64 +81,26 @@ class _Policy:
 
 
 # The policies in force, innermost last. Blocks may end in any order (an in-process server's
-# lifespan can outlast the caller's block around it), so the patches are installed while any
-# policy is active, always consult the innermost one still active, and are undone by the last.
+# lifespan can outlast the caller's block around it), so aioice's filter is installed while any
+# policy is active, always consults the innermost one still active, and is removed by the last.
 _active: list[_Policy] = []
-# aioice's own functions while patched (one entry at most).
-_saved: list[tuple[Any, ...]] = []
 
 
-def _install() -> None:
-    connection = aioice.ice.Connection
-    protocol = aioice.ice.StunProtocol
-    originals = (
-        aioice.ice.get_host_addresses,
-        connection.add_remote_candidate,
-        protocol.datagram_received,
-        protocol.send_stun,
-        protocol.send_data,
-    )
-    _saved.append(originals)
-    add_remote, received, send_stun, send_data = originals[1:]
+class _InnermostPolicy:
+    """The filter aioice consults: the innermost active policy, looked up on every call."""
 
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    def gather(self, use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return _active[-1].gather(use_ipv4, use_ipv6)
 
-    async def add_remote_candidate(self: Any, candidate: Candidate | None) -> None:
+    def accepts_candidate(self, host: str) -> bool:
         policy = _active[-1]
-        if candidate is not None and not policy.allowed(candidate.host):
-            logger.debug("%s ICE: ignoring remote candidate %s", policy.name, candidate.host)
-            return
-        await add_remote(self, candidate)
+        if policy.allowed(host):
+            return True
+        logger.debug("%s ICE: ignoring remote candidate %s", policy.name, host)
+        return False
 
-    def datagram_received(self: Any, data: bytes | str, addr: tuple[Any, ...]) -> None:
-        if _active[-1].allowed(addr[0]):
-            received(self, data, addr)
-
-    def guarded_send_stun(self: Any, message: Any, addr: tuple[str, int]) -> None:
-        if _active[-1].allowed(addr[0]):
-            send_stun(self, message, addr)
-
-    async def guarded_send_data(self: Any, data: bytes, addr: tuple[str, int]) -> None:
-        if _active[-1].allowed(addr[0]):
-            await send_data(self, data, addr)
-
-    aioice.ice.get_host_addresses = get_host_addresses
-    connection.add_remote_candidate = add_remote_candidate  # type: ignore[method-assign,assignment]
-    protocol.datagram_received = datagram_received  # type: ignore[method-assign]
-    protocol.send_stun = guarded_send_stun  # type: ignore[method-assign]
-    protocol.send_data = guarded_send_data  # type: ignore[method-assign]
-
-
-def _uninstall() -> None:
-    originals = _saved.pop()
-    connection = aioice.ice.Connection
-    protocol = aioice.ice.StunProtocol
-    aioice.ice.get_host_addresses = originals[0]
-    connection.add_remote_candidate = originals[1]  # type: ignore[method-assign]
-    protocol.datagram_received = originals[2]  # type: ignore[method-assign]
-    protocol.send_stun = originals[3]  # type: ignore[method-assign]
-    protocol.send_data = originals[4]  # type: ignore[method-assign]
+    def allows(self, host: object) -> bool:
+        return _active[-1].allowed(host)
 
 
 @contextlib.contextmanager
@@ -151,7 +112,7 @@ def _restricted_ice(
     """Gather with ``gather``; accept candidates and datagrams, and send, only where ``allowed``."""
     policy = _Policy(name, gather, allowed)
     if not _active:
-        _install()
+        install_ice_filter(_InnermostPolicy())
     _active.append(policy)
     try:
         yield
@@ -159,7 +120,7 @@ def _restricted_ice(
         # By identity: this block's policy, wherever it now is in the list.
         del _active[next(i for i, p in enumerate(_active) if p is policy)]
         if not _active:
-            _uninstall()
+            remove_ice_filter()
 
 
 @contextlib.contextmanager
