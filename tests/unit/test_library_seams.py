@@ -365,9 +365,9 @@ _NOT_LIBRARY_OBJECTS = frozenset({"argparse"})
 # The adapter modules, one per library: the only place a private library name may be used.
 ADAPTERS = "services/seams/"
 ADAPTERS_PACKAGE = "services.seams"
-# Files that still use private library names directly, until those uses move into an adapter
-# (the model services and the microphone's audio path, being rewritten). Each must hold at least
-# one private use: a file whose last one moved is removed from this set, and none is added.
+# Files that still use private library names directly (the model services and the microphone's
+# audio path), until those uses move into an adapter. Each must hold at least one private use: a
+# file whose last one moved is removed from this set, and none is added.
 NOT_YET_IN_AN_ADAPTER = frozenset(
     {
         "services/stt.py",  # SegmentedSTTService's segment hand-off (copied) and buffers
