@@ -111,11 +111,10 @@ class STTConfig:
     # Longest a turn's transcription may take before it is given up (the user hears the STT
     # apology); tiny.en decodes a long turn in about a second on two busy cores.
     timeout_secs: float = 15.0
-    # Start transcribing once the voice has stayed this far (dB) below the speaker's level for
-    # this long, instead of at the VAD's stop 200 ms into the silence (services.early_transcript;
-    # 0 turns it off).
+    # Start transcribing once the VAD's gate says the voice has been quiet this long, instead of
+    # at the VAD's stop 200 ms into the silence (services.early_transcript; needs the turn's
+    # vad_energy_drop_db; 0 turns it off).
     early_transcript_secs: float = 0.04
-    early_transcript_drop_db: float = 30.0
 
 
 # Whole first sentences that answers often open with. Each is synthesized once, in the
@@ -219,16 +218,17 @@ class TurnConfig:
     vad_start_secs: float = 0.2
     vad_confidence: float = 0.7
     # A window this far (dB) below the speaker's recent speech level ends speech at once,
-    # instead of when Silero's trailing confidence falls (pipeline.audio.endpointing_vad); 0: off.
+    # instead of when Silero's trailing confidence falls (pipeline.audio.endpointing_vad); the
+    # same gate tells the early transcript and early Smart Turn that the voice went quiet
+    # (pipeline.audio.voice_activity). 0: off, and those two wait for the VAD's stop.
     vad_energy_drop_db: float = 30.0
     # With it, the stop counts the quiet from the energy drop, not from the next 32 ms window.
     vad_sub_window_stop: bool = True
     # Silence after which Smart Turn's "incomplete" verdict is overruled and the turn ends.
     smart_turn_stop_secs: float = 1.5
-    # Smart Turn starts predicting once the voice has stayed 30 dB under the speaker's level
-    # this long, instead of at the VAD's stop (pipeline.audio.early_smart_turn); 0: at the stop.
+    # Smart Turn starts predicting once the VAD's gate says the voice has been quiet this long,
+    # instead of at the VAD's stop (pipeline.audio.early_smart_turn); 0: at the stop.
     smart_turn_early_secs: float = 0.04
-    smart_turn_early_drop_db: float = 30.0
     barge_in: bool = True
 
 

@@ -1,15 +1,15 @@
 """One voice session: a fresh pipecat pipeline per WebRTC peer, over the shared runtime.
 
 browser -> SmallWebRTC in -> peer watchdog -> audio ingress (repairs malformed frames, RNNoise)
--> Whisper + (Silero VAD + Smart Turn v3 in the user aggregator) -> device-request guard (when
-no device tool is configured) -> LLM -> think filter -> empty-answer guard -> Kokoro ->
-SmallWebRTC out. A pipeline is never reused: pipecat silently drops TTS when one is restarted
-for a second peer.
+-> Silero VAD (speech start/stop and "the voice went quiet" as frames) -> Whisper -> user
+aggregator (Smart Turn v3) -> prefill request -> device-request guard (when no device tool is
+configured) -> LLM -> think filter -> empty-answer guard -> Kokoro -> SmallWebRTC out. A
+pipeline is never reused: pipecat silently drops TTS when one is restarted for a second peer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from loguru import logger
 from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
@@ -17,7 +17,7 @@ from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import OutputTransportMessageUrgentFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -35,15 +35,17 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from pipeline.audio.early_smart_turn import EarlySmartTurn
+from pipeline.audio.early_smart_turn import EarlySmartTurn, EarlySmartTurnStopStrategy
 from pipeline.audio.endpointing_vad import EndpointingSileroVAD
 from pipeline.audio.ingress import AudioIngress
 from pipeline.audio.input_sink import InputAudioSink
 from pipeline.audio.noise_filter import AlignedRNNoiseFilter
-from pipeline.config import AgentConfig
+from pipeline.audio.voice_activity import VoiceActivityProcessor
+from pipeline.config import AgentConfig, TurnConfig
 from pipeline.conversation.device_requests import DeviceRequestGuard
 from pipeline.conversation.empty_answer import EmptyAnswerGuard
 from pipeline.conversation.keeper import ConversationKeeper
+from pipeline.conversation.prefill_request import PrefillRequester
 from pipeline.conversation.think_filter import ThinkFilter
 from pipeline.ops.fallback import FailureResponder
 from pipeline.ops.latency_report import LatencyReport
@@ -55,7 +57,7 @@ from pipeline.tools.registry import install_tools
 from pipeline.webrtc.jitter import shorten_audio_jitter_buffers
 from pipeline.webrtc.opus_sender import send_low_delay_opus
 from pipeline.webrtc.shared_transport import SharedTransport
-from services.llm import LocalLLMService, create_llm_service
+from services.llm import create_llm_service
 from services.stt import LocalWhisperSTTService
 from services.tts import LocalKokoroTTSService
 
@@ -93,9 +95,9 @@ def audio_ingress(config: AgentConfig) -> AudioIngress:
     )
 
 
-def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
-    """A fresh context with its user aggregator running Silero VAD and Smart Turn v3."""
-    turn = config.turn
+def voice_activity(turn: TurnConfig) -> VoiceActivityProcessor:
+    """Silero VAD as a pipeline step: with the energy drop on, the endpointing VAD, whose gate
+    is the pipeline's one "the voice went quiet" signal (pipeline.audio.voice_activity)."""
     vad_params = VADParams(
         confidence=turn.vad_confidence,
         start_secs=turn.vad_start_secs,
@@ -110,41 +112,31 @@ def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
         if turn.vad_energy_drop_db > 0
         else SileroVADAnalyzer(params=vad_params)
     )
+    return VoiceActivityProcessor(vad_analyzer=vad)
+
+
+def user_turn_aggregators(config: AgentConfig) -> LLMContextAggregatorPair:
+    """A fresh context with its user aggregator deciding the turn's end with Smart Turn v3; the
+    VAD's frames come from :func:`voice_activity`, ahead of it."""
+    turn = config.turn
     smart_turn_params = SmartTurnParams(stop_secs=turn.smart_turn_stop_secs)
-    smart_turn = (
-        EarlySmartTurn(
+    stop: TurnAnalyzerUserTurnStopStrategy
+    if turn.smart_turn_early_secs > 0:
+        early = EarlySmartTurn(
             params=smart_turn_params,
             quiet_secs=turn.smart_turn_early_secs,
-            drop_db=turn.smart_turn_early_drop_db,
             pad_to_secs=turn.vad_stop_secs,
             nice=config.compute_nice,
         )
-        if turn.smart_turn_early_secs > 0
-        else LocalSmartTurnAnalyzerV3(params=smart_turn_params)
-    )
+        stop = EarlySmartTurnStopStrategy(turn_analyzer=early)
+    else:
+        stop = TurnAnalyzerUserTurnStopStrategy(
+            turn_analyzer=LocalSmartTurnAnalyzerV3(params=smart_turn_params)
+        )
     return LLMContextAggregatorPair(
         LLMContext(),
-        user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad,
-            user_turn_strategies=UserTurnStrategies(
-                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=smart_turn)]
-            ),
-        ),
+        user_params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(stop=[stop])),
     )
-
-
-def _prefiller(
-    aggregators: LLMContextAggregatorPair, llm: LocalLLMService
-) -> Callable[[str], None]:
-    """Hands an early transcript to the LLM to read ahead, as the turn's message will read: the
-    words of the turn already aggregated (a pause the turn went on after), then these."""
-    user = aggregators.user()
-
-    def prefill(text: str) -> None:
-        pending = user.aggregation_string()
-        llm.prefill(user.context, f"{pending} {text}" if pending else text)
-
-    return prefill
 
 
 def _device_request_guard(config: AgentConfig, session_id: str) -> list[FrameProcessor]:
@@ -201,12 +193,11 @@ def build_worker(
         _watchdog(connection, runtime, session_id),
         *([party.mixer] if party is not None else []),
         audio_ingress(config),
-        LocalWhisperSTTService(
-            runtime.whisper,
-            on_early_transcript=_prefiller(aggregators, llm) if config.llm.prefill else None,
-        ),
+        voice_activity(config.turn),
+        LocalWhisperSTTService(runtime.whisper),
         aggregators.user(),
         InputAudioSink(),
+        *([PrefillRequester(aggregators.user())] if config.llm.prefill else []),
         *_device_request_guard(config, session_id),
         llm,
         ThinkFilter(),
@@ -291,16 +282,8 @@ def _worker(
         if aggregators is not None
         else None
     )
-    report = LatencyReport(
-        connection,
-        session_id,
-        runtime.metrics,
-        stop_secs=config.turn.vad_stop_secs,
-        on_report=keeper.on_latency if keeper is not None else None,
-    )
     worker = PipelineWorker(
         Pipeline(processors),
-        observers=report.observers,
         params=PipelineParams(
             audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
             audio_out_sample_rate=config.tts.sample_rate,
@@ -312,7 +295,20 @@ def _worker(
         idle_timeout_secs=None,
     )
 
-    FailureResponder(worker, connection, session_id, runtime.metrics)
+    async def send_message(message: dict[str, Any]) -> None:
+        # Down the pipeline to the output transport: the host and every guest get it.
+        await worker.queue_frames([OutputTransportMessageUrgentFrame(message=message)])
+
+    report = LatencyReport(
+        send_message,
+        session_id,
+        runtime.metrics,
+        stop_secs=config.turn.vad_stop_secs,
+        on_report=keeper.on_latency if keeper is not None else None,
+    )
+    for observer in report.observers:
+        worker.add_observer(observer)
+    FailureResponder(worker, session_id, runtime.metrics)
     if keeper is not None:
         worker.add_event_handler("on_pipeline_error", keeper.on_error)
 

@@ -267,8 +267,8 @@ BREAKS: tuple[Break, ...] = (
         15,
         "a Whisper model loaded per session",
         "pipeline/session.py",
-        "            runtime.whisper,\n            on_early_transcript",
-        "            type(runtime.whisper)(config.stt),\n            on_early_transcript",
+        "LocalWhisperSTTService(runtime.whisper)",
+        "LocalWhisperSTTService(type(runtime.whisper)(config.stt))",
         (LIFECYCLE + "test_five_offers_at_once_get_two_sessions_and_the_models_load_once",),
     ),
     Break(

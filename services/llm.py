@@ -19,6 +19,7 @@ from pipecat.utils.errors import ErrorCategory
 from pipecat.utils.types import assert_given, is_given
 
 from pipeline.config import LLMConfig
+from services.frames import LLMPrefillFrame
 from services.llm_gate import LLMGate
 from services.llm_server import LLMEndpoint
 from services.text_tool_calls import TextToolCallStream
@@ -57,14 +58,23 @@ class LocalLLMService(OpenAILLMService):
         the same tokens, so the server finds them all in its prefix cache, and the first token
         costs one step instead of the whole new turn's prompt. A prefill that turns out wrong
         (the user went on) only cost the server's idle time. One at a time, and only to a
-        server with nothing else to do (services.llm_gate).
+        server with nothing else to do (services.llm_gate). Asked for by an
+        :class:`LLMPrefillFrame`; the request runs as a task of pipecat's task manager.
         """
         if self._prefill_task is not None and not self._prefill_task.done():
             return
         messages = [*context.get_messages(), {"role": "user", "content": text}]
         ahead = LLMContext(messages=cast(Any, messages), tools=context.tools)
-        self._prefill_task = asyncio.create_task(self._prefill(ahead), name="llm-prefill")
+        self._prefill_task = self.create_task(self._prefill(ahead), "llm-prefill")
         self.prefills += 1
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """pipecat's handling; an :class:`LLMPrefillFrame` starts a prefill and goes no further."""
+        if isinstance(frame, LLMPrefillFrame):
+            if frame.context is not None and frame.text:
+                self.prefill(frame.context, frame.text)
+            return
+        await super().process_frame(frame, direction)
 
     async def _prefill(self, context: LLMContext) -> None:
         invocation = await self.get_llm_invocation_params_for(context)
@@ -104,8 +114,7 @@ class LocalLLMService(OpenAILLMService):
     async def _drop_prefill(self) -> None:
         task, self._prefill_task = self._prefill_task, None
         if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await self.cancel_task(task)
 
     async def _process_context(self, context: Any) -> None:
         self._response_complete = False

@@ -11,7 +11,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from concurrent.futures import Executor
 from typing import Any, ClassVar
 
@@ -23,7 +23,6 @@ from pipecat.frames.frames import (
     EndFrame,
     ErrorFrame,
     Frame,
-    InputAudioRawFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -36,6 +35,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from pipeline.config import STTConfig
 from services.early_transcript import EarlyTranscriber, Guess
+from services.frames import EarlyTranscriptFrame, VoiceQuietFrame, VoiceResumedFrame
 from services.off_loop import check_off_loop
 from services.whisper_window import ShortWindowDecoder
 
@@ -130,18 +130,13 @@ class WhisperEngine:
 class LocalWhisperSTTService(SegmentedSTTService):
     """Per-session STT service: the segment is the user's turn, decoded by the shared engine.
 
-    With ``STTConfig.early_transcript_secs`` the turn is transcribed as soon as the voice has
-    gone quiet, before the VAD's stop (``services.early_transcript``).
+    With ``STTConfig.early_transcript_secs`` the turn is transcribed as soon as the VAD's
+    ``VoiceQuietFrame`` says the voice has been quiet that long, before the VAD's stop
+    (``services.early_transcript``); an early transcript still current when it is done goes
+    downstream as an ``EarlyTranscriptFrame``.
     """
 
-    def __init__(
-        self,
-        engine: WhisperEngine,
-        *,
-        on_early_transcript: Callable[[str], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``on_early_transcript`` gets each early transcript still current when it is done."""
+    def __init__(self, engine: WhisperEngine, **kwargs: Any) -> None:
         super().__init__(
             ttfs_p99_latency=engine.config.ttfs_p99_secs,
             settings=STTSettings(
@@ -154,15 +149,17 @@ class LocalWhisperSTTService(SegmentedSTTService):
         self._early = (
             EarlyTranscriber(
                 self._decode,
-                drop_db=config.early_transcript_drop_db,
                 quiet_secs=config.early_transcript_secs,
-                on_text=on_early_transcript,
+                create_task=self.create_task,
+                on_text=self._announce_early_transcript,
             )
             if config.early_transcript_secs > 0
             else None
         )
         # Segments queued with a guess of their transcript, by the identity of their bytes.
         self._guessed: dict[int, tuple[bytes, Guess]] = {}
+        # Turns whose transcript was the early guess (no decode at the VAD's stop).
+        self.early_transcripts_used = 0
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -179,13 +176,18 @@ class LocalWhisperSTTService(SegmentedSTTService):
         samples = np.frombuffer(padded, dtype=np.int16).astype(np.float32) / 32768.0
         return await self._engine.transcribe_async(samples)
 
-    async def process_audio_frame(
-        self, frame: InputAudioRawFrame, direction: FrameDirection
-    ) -> None:
-        """Buffer the segment (pipecat), and watch it for an early end while the user speaks."""
-        await super().process_audio_frame(frame, direction)
-        if self._early is not None and self._user_speaking:
-            self._early.audio(frame.audio, frame.sample_rate, self._audio_buffer)
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """pipecat's handling; the VAD's quiet frames start and drop the early transcript."""
+        await super().process_frame(frame, direction)
+        if self._early is None or not self._user_speaking:
+            return
+        if isinstance(frame, VoiceQuietFrame):
+            self._early.voice_quiet(frame.quiet_secs, self._audio_buffer)
+        elif isinstance(frame, VoiceResumedFrame):
+            self._early.voice_resumed()
+
+    async def _announce_early_transcript(self, text: str) -> None:
+        await self.push_frame(EarlyTranscriptFrame(text=text))
 
     async def _handle_user_started_speaking(self, frame: VADUserStartedSpeakingFrame) -> None:
         await super()._handle_user_started_speaking(frame)
@@ -224,6 +226,8 @@ class LocalWhisperSTTService(SegmentedSTTService):
         try:
             # A decoder that never returns must not hold the turn forever. The thread cannot be
             # stopped; it finishes on its own and the next turn waits for the engine's lock.
+            if guess is not None:
+                self.early_transcripts_used += 1
             pending = guess.task if guess is not None else self._decode(audio)
             text = await asyncio.wait_for(pending, timeout)
         except TimeoutError:

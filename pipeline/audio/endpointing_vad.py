@@ -18,6 +18,11 @@ end of the last loud window (in 1 ms blocks) and the quiet audio already receive
 whole window count too, so the stop comes as soon as ``stop_secs`` of quiet audio has arrived.
 Every whole window in it is still Silero's and the gate's to judge; only those two partial
 pieces are judged by their energy alone, and one loud block in them counts none of it.
+
+The same gate is the pipeline's one "the voice went quiet" signal: :attr:`quiet_secs` says, after
+each window, how long the voice has been quiet inside the current speech, and
+``pipeline.audio.voice_activity`` carries it downstream as frames (``services.frames``) to the
+early transcript and early Smart Turn.
 """
 
 from __future__ import annotations
@@ -50,6 +55,14 @@ class EndpointingSileroVAD(SileroVADAnalyzer):
         # just before them (samples).
         self._gated_run = 0
         self._lead_in = 0
+        self._quiet_secs: float | None = None
+
+    @property
+    def quiet_secs(self) -> float | None:
+        """After the latest audio: how long the voice has been quiet within the current speech
+        (:meth:`_quiet_samples`); 0 while it is loud; None outside speech (before the VAD's
+        start, after its stop)."""
+        return self._quiet_secs
 
     def voice_confidence(self, buffer: bytes) -> float:
         """Silero's confidence, or 0 for a window far below the speaker's level."""
@@ -74,23 +87,33 @@ class EndpointingSileroVAD(SileroVADAnalyzer):
 
     def _run_analyzer(self, buffer: bytes) -> VADState:
         state = super()._run_analyzer(buffer)
-        if not self._sub_window_stop or state != VADState.STOPPING:
-            return state
-        # Only when the stop's quiet run is the gate's: then the lead-in is the quiet end of the
-        # window the voice fell in. A run begun by Silero alone counts whole windows, as pipecat.
-        if self._gated_run != self._vad_stopping_count:
-            return state
-        pending = self._vad_buffer
-        tail = quiet_tail_samples(pending, self._threshold_dbfs(), self._block())
-        received = len(pending) // 2
-        quiet = self._lead_in + self._vad_stopping_count * self._vad_frames
-        quiet += received if tail == received else 0
-        if quiet >= self._vad_stop_frames * self._vad_frames:
+        speaking = state in (VADState.SPEAKING, VADState.STOPPING)
+        quiet = self._quiet_samples() if speaking else 0
+        if (
+            self._sub_window_stop
+            and state == VADState.STOPPING
+            # Only when the stop's quiet run is the gate's: then the lead-in is the quiet end of
+            # the window the voice fell in. A run begun by Silero alone counts whole windows.
+            and self._gated_run == self._vad_stopping_count
+            and quiet >= self._vad_stop_frames * self._vad_frames
+        ):
             self._vad_state = VADState.QUIET
             self._vad_stopping_count = 0
             self._gated_run = 0
-            return VADState.QUIET
+            state, speaking = VADState.QUIET, False
+        self._quiet_secs = quiet / max(1, self.sample_rate) if speaking else None
         return state
+
+    def _quiet_samples(self) -> int:
+        """Quiet audio since the voice fell: the quiet end of the window it fell in, the gate's
+        quiet windows, and the audio received past them when it is all quiet; 0 while loud."""
+        if self._gated_run == 0:
+            return 0
+        pending = self._vad_buffer
+        tail = quiet_tail_samples(pending, self._threshold_dbfs(), self._block())
+        received = len(pending) // 2
+        quiet = self._lead_in + self._gated_run * self._vad_frames
+        return quiet + (received if tail == received else 0)
 
     def _threshold_dbfs(self) -> float:
         level = self._gate.level_dbfs

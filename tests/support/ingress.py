@@ -33,7 +33,12 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_transport import TransportParams
 
 from pipeline.config import AgentConfig
-from pipeline.session import AUDIO_IN_SAMPLE_RATE, audio_ingress, user_turn_aggregators
+from pipeline.session import (
+    AUDIO_IN_SAMPLE_RATE,
+    audio_ingress,
+    user_turn_aggregators,
+    voice_activity,
+)
 from services.stt import LocalWhisperSTTService, WhisperEngine
 from tests.support.conversation import fixture_clip
 
@@ -73,14 +78,19 @@ def turn_chain(
     before: Sequence[FrameProcessor] = (),
     probe: AudioProbe | None = None,
 ) -> Pipeline:
-    """``before`` -> input transport -> audio ingress -> [probe] -> Whisper -> user aggregator."""
+    """``before`` -> input transport -> audio ingress -> [probe] -> VAD -> Whisper -> user
+    aggregator."""
     transport = FeedInput(
         TransportParams(audio_in_enabled=True, audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE)
     )
     processors: list[FrameProcessor] = [*before, transport, audio_ingress(config)]
     if probe is not None:
         processors.append(probe)
-    processors += [LocalWhisperSTTService(engine), user_turn_aggregators(config).user()]
+    processors += [
+        voice_activity(config.turn),
+        LocalWhisperSTTService(engine),
+        user_turn_aggregators(config).user(),
+    ]
     return Pipeline(processors)
 
 

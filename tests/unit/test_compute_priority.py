@@ -77,9 +77,7 @@ def test_smart_turn_builds_and_runs_its_real_model_on_lowered_threads() -> None:
     building thread is not."""
     caller = _nice()
     before = _threads()
-    analyzer = EarlySmartTurn(
-        quiet_secs=0.04, drop_db=30.0, pad_to_secs=0.2, nice=caller + 6, cpu_count=2
-    )
+    analyzer = EarlySmartTurn(quiet_secs=0.04, pad_to_secs=0.2, nice=caller + 6, cpu_count=2)
     try:
         pool = _threads() - before
         assert pool, "onnxruntime started no intra-op threads for a two-thread session"

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.config import LLMConfig
 from services.llm_gate import LLMGate
-from tests.unit.test_llm_prefill import _context, _Recorder, _service
+from tests.unit.test_llm_prefill import _context, _prefill, _Recorder, _service
 
 
 @pytest.mark.asyncio
@@ -60,18 +60,16 @@ def test_only_llama_cpp_is_served_one_at_a_time() -> None:
 async def test_a_prefill_is_not_sent_to_a_busy_server() -> None:
     recorder = _Recorder()
     gate = LLMGate(1, queue_timeout_secs=5.0)
-    llm = _service(recorder, gate)
+    busy = _service(recorder, gate)
     async with gate.turn():  # another session's turn has the server
-        llm.prefill(_context(), "What is my name?")
-        assert llm._prefill_task is not None
-        await asyncio.wait_for(llm._prefill_task, 5)
+        await _prefill(busy, (_context(), "What is my name?"))
     assert recorder.bodies == []
-    assert llm.prefills_skipped == 1
+    assert busy.prefills_skipped == 1
     # Free again: the next one is sent.
-    llm.prefill(_context(), "What is my name?")
-    assert llm._prefill_task is not None
-    await asyncio.wait_for(llm._prefill_task, 5)
+    free = _service(recorder, gate)
+    await _prefill(free, (_context(), "What is my name?"))
     assert len(recorder.bodies) == 1
+    assert free.prefills_skipped == 0
 
 
 @pytest.mark.asyncio

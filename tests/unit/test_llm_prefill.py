@@ -3,16 +3,18 @@ the prompt the turn's own request sends, or the server's prefix cache would not 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import httpx
 import pytest
 from openai import AsyncOpenAI
+from pipecat.frames.frames import Frame
 from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import SleepFrame, run_test
 
 from pipeline.config import LLMConfig
+from services.frames import LLMPrefillFrame
 from services.llm import create_llm_service
 from services.llm_gate import LLMGate
 from services.llm_server import LLMEndpoint
@@ -79,14 +81,21 @@ def _context() -> LLMContext:
     )
 
 
+async def _prefill(llm: Any, *requests: tuple[LLMContext, str]) -> list[Frame]:
+    """The service in a pipeline, sent one LLMPrefillFrame per request; what came out of it."""
+    frames: list[Frame] = [LLMPrefillFrame(context=c, text=t) for c, t in requests]
+    down, _up = await run_test(llm, frames_to_send=[*frames, SleepFrame(sleep=0.5)])
+    return list(down)
+
+
 @pytest.mark.asyncio
 async def test_the_prefill_sends_the_prompt_the_turn_then_sends() -> None:
     recorder = _Recorder()
     llm = _service(recorder)
     context = _context()
-    llm.prefill(context, "What is my name?")
-    assert llm._prefill_task is not None
-    await llm._prefill_task
+    down = await _prefill(llm, (context, "What is my name?"))
+    # The request is the LLM's own business: nothing goes downstream for it.
+    assert not [f for f in down if isinstance(f, LLMPrefillFrame)]
     # The turn ends: the aggregator writes the same words to the context, the request follows.
     context.add_message({"role": "user", "content": "What is my name?"})
     stream = await llm.get_chat_completions(context)
@@ -108,9 +117,7 @@ async def test_the_prefill_sends_the_prompt_the_turn_then_sends() -> None:
 async def test_a_failed_prefill_is_only_logged_and_one_runs_at_a_time() -> None:
     recorder = _Recorder(fail=True)
     llm = _service(recorder)
-    llm.prefill(_context(), "first")
-    llm.prefill(_context(), "second")  # one still in flight: not sent
-    assert llm._prefill_task is not None
-    await asyncio.wait_for(llm._prefill_task, 5)
+    # The second comes while the first is still in flight: not sent.
+    await _prefill(llm, (_context(), "first"), (_context(), "second"))
     assert [body["messages"][-1]["content"] for body in recorder.bodies] == ["first"]
     assert llm.prefills == 1
