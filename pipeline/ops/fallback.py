@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, TTSSpeakFrame
+from pipecat.frames.frames import ErrorFrame, OutputTransportMessageUrgentFrame, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
-from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from pipeline.ops.latency_report import MESSAGE_LABEL
 from pipeline.ops.metrics import Metrics
@@ -41,18 +40,20 @@ def stage_of(error: ErrorFrame) -> str:
 
 
 class FailureResponder:
-    """Turns pipeline errors into a spoken apology and an ``error`` message to the page."""
+    """Turns pipeline errors into a spoken apology and an ``error`` message to the page.
+
+    The message goes down the pipeline to the output transport, like the apology, so everyone in
+    the conversation gets it (the host, and the guests who joined: pipeline.sessions.party).
+    """
 
     def __init__(
         self,
         worker: PipelineWorker,
-        connection: SmallWebRTCConnection,
         session_id: str,
         metrics: Metrics | None = None,
     ) -> None:
         self._worker = worker
         self._metrics = metrics
-        self._connection = connection
         self._session_id = session_id
         self._last_apology = 0.0
         self.failures: dict[str, int] = {}
@@ -64,13 +65,12 @@ class FailureResponder:
         if self._metrics is not None:
             self._metrics.error(stage)
         logger.warning(f"[{self._session_id}] {stage} failed: {error.error}")
-        self._connection.send_app_message(
-            {
-                "label": MESSAGE_LABEL,
-                "type": "error",
-                "data": {"stage": stage, "message": _short(error.error)},
-            }
-        )
+        message = {
+            "label": MESSAGE_LABEL,
+            "type": "error",
+            "data": {"stage": stage, "message": _short(error.error)},
+        }
+        await self._worker.queue_frames([OutputTransportMessageUrgentFrame(message=message)])
         apology = APOLOGIES.get(stage)
         now = time.monotonic()
         if apology and now - self._last_apology >= _MIN_APOLOGY_INTERVAL_SECS:

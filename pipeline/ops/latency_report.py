@@ -8,7 +8,7 @@ benchmark records them next to its client-side voice-to-voice figure.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -32,7 +32,6 @@ from pipecat.observers.user_bot_latency_observer import (
 )
 from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
-from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from pipeline.ops.metrics import Metrics
 
@@ -209,15 +208,17 @@ class LatencyReport:
 
     def __init__(
         self,
-        connection: SmallWebRTCConnection,
+        send_message: Callable[[dict[str, Any]], Awaitable[None]],
         session_id: str,
         metrics: Metrics | None = None,
         *,
         stop_secs: float = 0.2,
         on_report: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """``on_report`` also receives each turn's message data (the conversation history)."""
-        self._connection = connection
+        """``send_message`` delivers each turn's message to the page (through the pipeline's
+        output, to everyone in the conversation); ``on_report`` also receives its data (the
+        conversation history)."""
+        self._send_message = send_message
         self._on_report = on_report
         self._stop_secs = vad_stop_window_secs(stop_secs)
         self._metrics = metrics
@@ -250,4 +251,4 @@ class LatencyReport:
             self._metrics.turn(stages, fallback=data["fallback"])
         if self._on_report is not None:
             self._on_report(data)
-        self._connection.send_app_message(message)
+        await self._send_message(message)

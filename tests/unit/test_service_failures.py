@@ -1,7 +1,7 @@
 """RELIABILITY row 12: STT or TTS failing mid-turn gives a clear error; the session survives.
 
 The services are the real ones with a fault-injecting engine behind them; the responder is
-tested against a recording worker and connection.
+tested against a recording worker (its apology and its message both go down the pipeline).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
     InputAudioRawFrame,
+    OutputTransportMessageUrgentFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
     VADUserStartedSpeakingFrame,
@@ -117,32 +118,33 @@ class _Worker:
     async def queue_frames(self, frames: list[Frame]) -> None:
         self.queued.extend(frames)
 
+    @property
+    def spoken(self) -> list[str]:
+        return [f.text for f in self.queued if isinstance(f, TTSSpeakFrame)]
 
-class _Connection:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send_app_message(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """The data-channel messages, as they go down the pipeline to the output transport."""
+        return [f.message for f in self.queued if isinstance(f, OutputTransportMessageUrgentFrame)]
 
 
 @pytest.mark.asyncio
 async def test_responder_apologises_for_stt_and_llm_but_only_reports_tts() -> None:
-    worker, connection = _Worker(), _Connection()
-    FailureResponder(worker, connection, "s1")  # type: ignore[arg-type]
+    worker = _Worker()
+    FailureResponder(worker, "s1")  # type: ignore[arg-type]
     handler = worker.handlers["on_pipeline_error"]
 
     stt = LocalWhisperSTTService(_FlakyWhisper())  # type: ignore[arg-type]
     await handler(worker, ErrorFrame(error="boom", processor=stt))
-    assert [f.text for f in worker.queued if isinstance(f, TTSSpeakFrame)] == [APOLOGIES["stt"]]
-    assert connection.sent[-1]["data"]["stage"] == "stt"
+    assert worker.spoken == [APOLOGIES["stt"]]
+    assert worker.sent[-1]["data"]["stage"] == "stt"
 
     # A second error straight after the first (same failure) gets no second apology.
     await handler(worker, ErrorFrame(error="boom again", processor=stt))
-    assert len(worker.queued) == 1
+    assert len(worker.spoken) == 1
 
     tts = LocalKokoroTTSService(_BrokenKokoro())  # type: ignore[arg-type]
     await handler(worker, ErrorFrame(error="no voice", processor=tts))
-    assert len(worker.queued) == 1, "a broken TTS cannot speak its own apology"
-    assert connection.sent[-1]["type"] == "error"
-    assert connection.sent[-1]["data"]["stage"] == "tts"
+    assert len(worker.spoken) == 1, "a broken TTS cannot speak its own apology"
+    assert worker.sent[-1]["type"] == "error"
+    assert worker.sent[-1]["data"]["stage"] == "tts"
