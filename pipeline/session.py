@@ -3,8 +3,9 @@
 browser -> SmallWebRTC in -> peer watchdog -> audio ingress (repairs malformed frames, RNNoise)
 -> Silero VAD (speech start/stop and "the voice went quiet" as frames) -> Whisper -> user
 aggregator (Smart Turn v3) -> prefill request -> device-request guard (when no device tool is
-configured) -> LLM -> think filter -> empty-answer guard -> Kokoro -> SmallWebRTC out. A
-pipeline is never reused: pipecat silently drops TTS when one is restarted for a second peer.
+configured) -> LLM -> think filter -> empty-answer guard -> clause cutter -> Kokoro ->
+SmallWebRTC out. A pipeline is never reused: pipecat silently drops TTS when one is restarted
+for a second peer.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from pipeline.webrtc.opus_sender import send_low_delay_opus
 from pipeline.webrtc.shared_transport import SharedTransport
 from services.llm import create_llm_service
 from services.stt import LocalWhisperSTTService
-from services.tts import LocalKokoroTTSService
+from services.tts import LocalKokoroTTSService, clause_text_processor
 
 AUDIO_IN_SAMPLE_RATE = 16000
 
@@ -202,6 +203,7 @@ def build_worker(
         llm,
         ThinkFilter(),
         EmptyAnswerGuard(llm),
+        clause_text_processor(),
         LocalKokoroTTSService(runtime.kokoro),
         transport.output(),
         aggregators.assistant(),

@@ -20,6 +20,7 @@ import onnxruntime as ort
 from kokoro_onnx import Kokoro
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.processors.aggregators.llm_text_processor import LLMTextProcessor
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TextAggregationMode, TTSService
 
@@ -155,6 +156,12 @@ class KokoroEngine:
         return self._phrases.get((text.strip(), self.config.voice))
 
 
+def clause_text_processor() -> LLMTextProcessor:
+    """pipecat's slot between the LLM and the TTS for how answers are cut: by clause
+    (services.clause_chunker), so the TTS gets its first piece after a few words."""
+    return LLMTextProcessor(text_aggregator=ClauseTextAggregator())
+
+
 # How much longer than a synthesis may take an audio context waits for its next piece.
 STOP_FRAME_MARGIN_S = 1.0
 
@@ -162,8 +169,9 @@ STOP_FRAME_MARGIN_S = 1.0
 class LocalKokoroTTSService(TTSService):
     """Per-session TTS service streaming audio from the shared :class:`KokoroEngine`.
 
-    The LLM's text is cut into clauses rather than pipecat's sentences, so the first audio
-    waits for a few words.
+    It speaks the pieces it is given: the LLM's text arrives cut into clauses rather than
+    pipecat's sentences (:func:`clause_text_processor`, ahead of it in the pipeline), so the
+    first audio waits for a few words.
     """
 
     def __init__(self, engine: KokoroEngine, **kwargs: Any) -> None:
@@ -183,9 +191,6 @@ class LocalKokoroTTSService(TTSService):
             **kwargs,
         )
         self._engine = engine
-        # pipecat 1.14 has no constructor argument for the aggregator; replacing its
-        # sentence aggregator is the one change needed to speak clause by clause.
-        self._text_aggregator = ClauseTextAggregator()  # type: ignore[assignment]
 
     def can_generate_metrics(self) -> bool:
         """TTFB (time to first audio) feeds the latency breakdown."""

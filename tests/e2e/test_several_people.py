@@ -175,6 +175,9 @@ async def test_a_second_person_joins_both_hear_the_answer_to_their_question_then
                     host_first = await host.wait_for_voice(after=reply.speech_end, timeout=10)
                     await host.wait_for_silence(QUIET_S, timeout=90, after=host_first)
                     host_audio, host_rate = host.received_audio(host_first - 0.2)
+                    # The turn's latency report reaches everyone in the conversation.
+                    await guest.wait_for_message("latency", timeout=30, after=asked)
+                    await host.wait_for_message("latency", timeout=30, after=asked)
                 finally:
                     await guest.close()
                 await _sessions_become(agent.base_url, active=1, guests=0, peers=1)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
+from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.tests.utils import SleepFrame, run_test
 
 from services.clause_chunker import ChunkPolicy, ClauseSplitter, ClauseTextAggregator
+from services.tts import LocalKokoroTTSService, clause_text_processor
 
 ANSWER = (
     "Sure, the weather in Paris is usually mild in spring. Temperatures are around 15.5 degrees, "
@@ -76,3 +85,45 @@ async def test_interruption_drops_unspoken_text_and_restarts_short() -> None:
     assert aggregator.text.text == ""
     first = [a.text async for a in aggregator.aggregate("One two three four five six seven ")]
     assert first == ["One two three four five"]
+
+
+class _PieceRecorder:
+    """A Kokoro engine that notes each piece it is asked to speak."""
+
+    config = SimpleNamespace(sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=5.0)
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+
+    def prerendered(self, text: str) -> None:
+        return None
+
+    @contextlib.asynccontextmanager
+    async def in_line(self) -> AsyncIterator[None]:
+        yield
+
+    async def synthesize_async(self, text: str) -> np.ndarray:
+        self.pieces.append(text)
+        return np.full(240, 0.1, dtype=np.float32)
+
+
+@pytest.mark.asyncio
+async def test_the_session_speaks_an_answer_clause_by_clause() -> None:
+    """pipecat's slot between LLM and TTS (LLMTextProcessor) cuts the streamed answer, and the
+    TTS speaks the pieces as they come: a short first clause, not the first sentence."""
+    engine = _PieceRecorder()
+    answer = "Sure, it is sunny and warm in Paris today, with a light breeze. Enjoy your walk!"
+    tokens = [f"{word} " for word in answer.split()]
+    await run_test(
+        Pipeline([clause_text_processor(), LocalKokoroTTSService(engine)]),  # type: ignore[arg-type]
+        frames_to_send=[
+            LLMFullResponseStartFrame(),
+            *[LLMTextFrame(token) for token in tokens],
+            LLMFullResponseEndFrame(),
+            SleepFrame(sleep=0.5),
+        ],
+    )
+    assert len(engine.pieces) >= 3, engine.pieces
+    # At most five words first (ChunkPolicy.first_max_words), well short of the first sentence.
+    assert len(engine.pieces[0].split()) <= ChunkPolicy().first_max_words, engine.pieces
+    assert " ".join(engine.pieces) == answer.strip()

@@ -92,13 +92,6 @@ ICE_CONNECTION = "aioice.ice:Connection"
 STUN_PROTOCOL = "aioice.ice:StunProtocol"
 
 SEAMS: tuple[Seam, ...] = (
-    # --- services/tts.py ---------------------------------------------------------------------
-    Seam(PIPECAT, TTS, "_text_aggregator", ATTRIBUTE,
-         "services/tts.py:LocalKokoroTTSService.__init__",
-         "replaced by ClauseTextAggregator so Kokoro speaks clause by clause, not by sentence",
-         "could use public API: LLMTextProcessor(text_aggregator=ClauseTextAggregator()) "
-         "before the TTS",
-         instance="tts", library_reads=("self._text_aggregator.aggregate(frame.text)",)),
     # --- services/stt.py ---------------------------------------------------------------------
     Seam(PIPECAT, STT, "_handle_user_stopped_speaking", ASYNC_METHOD,
          "services/stt.py:LocalWhisperSTTService._handle_user_stopped_speaking",
@@ -375,7 +368,6 @@ NOT_YET_IN_AN_ADAPTER = frozenset(
     {
         "services/stt.py",  # SegmentedSTTService's segment hand-off (copied) and buffers
         "services/llm.py",  # BaseOpenAILLMService's _process_context, client and settings
-        "services/tts.py",  # TTSService's _text_aggregator
         "pipeline/audio/endpointing_vad.py",  # VADAnalyzer's state machine (mirrored)
         "pipeline/audio/early_smart_turn.py",  # BaseSmartTurn's buffer, model and executor
     }
