@@ -6,6 +6,8 @@ One client class talks to llama.cpp's server, vLLM and any external OpenAI-compa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from loguru import logger
@@ -14,7 +16,6 @@ from openai.types.chat import ChatCompletionChunk
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, LLMFullResponseEndFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
-from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.errors import ErrorCategory
 from pipecat.utils.types import assert_given, is_given
 
@@ -22,6 +23,7 @@ from pipeline.config import LLMConfig
 from services.frames import LLMPrefillFrame
 from services.llm_gate import LLMGate
 from services.llm_server import LLMEndpoint
+from services.seams.pipecat_seams import ResponseSlotLLMService
 from services.text_tool_calls import TextToolCallStream
 
 # Metadata of an ``LLMFullResponseEndFrame``: whether its request ran to the end of its stream
@@ -29,7 +31,7 @@ from services.text_tool_calls import TextToolCallStream
 RESPONSE_COMPLETE = "jetvoice.response_complete"
 
 
-class LocalLLMService(OpenAILLMService):
+class LocalLLMService(ResponseSlotLLMService):
     """OpenAI-compatible streaming client for the local LLM server.
 
     Qwen chat templates silently drop ``developer`` messages, so pipecat converts them to
@@ -88,7 +90,7 @@ class LocalLLMService(OpenAILLMService):
                 return
             try:
                 await asyncio.wait_for(
-                    self._client.chat.completions.create(**params), self._request_timeout_secs
+                    self.client.chat.completions.create(**params), self._request_timeout_secs
                 )
             except (OpenAIError, TimeoutError) as error:
                 logger.debug(f"{self}: prefill failed: {error!r}")
@@ -97,7 +99,7 @@ class LocalLLMService(OpenAILLMService):
         """The messages/tools part of a request for ``context``, as the base class builds it."""
         return await self.get_llm_adapter().get_llm_invocation_params(
             context,
-            system_instruction=assert_given(cast(Any, self._settings).system_instruction),
+            system_instruction=assert_given(cast(Any, self.settings).system_instruction),
             convert_developer_to_user=not self.supports_developer_role,
         )
 
@@ -116,11 +118,14 @@ class LocalLLMService(OpenAILLMService):
         if task is not None and not task.done():
             await self.cancel_task(task)
 
-    async def _process_context(self, context: Any) -> None:
+    @contextlib.asynccontextmanager
+    async def response_slot(self) -> AsyncIterator[None]:
+        """Each response waits in line for the server first (services.llm_gate), so that the
+        request's own timeout then bounds only its work; a response that ran its whole stream
+        is marked complete."""
         self._response_complete = False
-        # In line for the server first: the request's own timeout then bounds only its work.
         async with self._gate.turn():
-            await super()._process_context(context)
+            yield
         self._response_complete = True
 
     async def push_frame(
@@ -133,7 +138,7 @@ class LocalLLMService(OpenAILLMService):
             frame.metadata[RESPONSE_COMPLETE] = self._response_complete
         await super().push_frame(frame, direction)
 
-    def _classify_error(self, exception: Exception) -> ErrorCategory | None:
+    def classify_error(self, exception: Exception) -> ErrorCategory | None:
         """Every failure of a local server is worth retrying on the next turn.
 
         pipecat would mark the service unusable for the rest of the session on a 4xx answer;

@@ -25,11 +25,9 @@ from pipecat.frames.frames import (
     Frame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
-    VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import STTSettings
-from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
@@ -37,6 +35,7 @@ from pipeline.config import STTConfig
 from services.early_transcript import EarlyTranscriber, Guess
 from services.frames import EarlyTranscriptFrame, VoiceQuietFrame, VoiceResumedFrame
 from services.off_loop import check_off_loop
+from services.seams.pipecat_seams import SegmentHandoffSTTService
 from services.whisper_window import ShortWindowDecoder
 
 # Segments whose no-speech probability is above this are noise, not words.
@@ -127,7 +126,7 @@ class WhisperEngine:
             self._transcribe_full(noise)
 
 
-class LocalWhisperSTTService(SegmentedSTTService):
+class LocalWhisperSTTService(SegmentHandoffSTTService):
     """Per-session STT service: the segment is the user's turn, decoded by the shared engine.
 
     With ``STTConfig.early_transcript_secs`` the turn is transcribed as soon as the VAD's
@@ -161,61 +160,47 @@ class LocalWhisperSTTService(SegmentedSTTService):
         # Turns whose transcript was the early guess (no decode at the VAD's stop).
         self.early_transcripts_used = 0
 
-    @property
-    def wants_wav_segments(self) -> bool:
-        """faster-whisper reads raw 16-bit PCM; a WAV header would be decoded as noise."""
-        return False
-
     def can_generate_metrics(self) -> bool:
         """TTFB/processing metrics feed the latency breakdown."""
         return True
 
     async def _decode(self, pcm: bytes) -> str:
         """The engine's transcript of a segment (padded as every segment is), in a thread."""
-        padded = pcm + self._trailing_silence()
+        padded = pcm + self.segment_padding()
         samples = np.frombuffer(padded, dtype=np.int16).astype(np.float32) / 32768.0
         return await self._engine.transcribe_async(samples)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """pipecat's handling; the VAD's quiet frames start and drop the early transcript."""
         await super().process_frame(frame, direction)
-        if self._early is None or not self._user_speaking:
+        if self._early is None:
             return
-        if isinstance(frame, VoiceQuietFrame):
-            self._early.voice_quiet(frame.quiet_secs, self._audio_buffer)
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._early.speech_started()
+        elif not self.user_speaking:
+            return
+        elif isinstance(frame, VoiceQuietFrame):
+            self._early.voice_quiet(frame.quiet_secs, self.segment_audio)
         elif isinstance(frame, VoiceResumedFrame):
             self._early.voice_resumed()
 
     async def _announce_early_transcript(self, text: str) -> None:
         await self.push_frame(EarlyTranscriptFrame(text=text))
 
-    async def _handle_user_started_speaking(self, frame: VADUserStartedSpeakingFrame) -> None:
-        await super()._handle_user_started_speaking(frame)
-        if self._early is not None:
-            self._early.speech_started()
-
-    async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
-        """pipecat's segment hand-off, with the early guess kept beside the segment it is for.
-
-        Replaces ``SegmentedSTTService._handle_user_stopped_speaking`` (same steps): the
-        segment's bytes are needed to pair the guess with it.
-        """
-        self._user_speaking = False
+    async def on_segment(self, pcm: bytes) -> None:
+        """The segment cut at the VAD's stop: its early guess is kept beside it, when the guess
+        heard no more than it did."""
         guess = self._early.take() if self._early is not None else None
-        if not self.is_usable:
-            self._audio_buffer.clear()
-            if guess is not None:
-                guess.task.cancel()
-            return
-        pcm = bytes(self._audio_buffer)
-        self._audio_buffer.clear()
-        self._record_stt_audio_usage(pcm + self._trailing_silence())
-        await self.emit_stt_usage_metrics()
         if guess is not None and guess.length <= len(pcm):
             self._guessed[id(pcm)] = (pcm, guess)
         elif guess is not None:
             guess.task.cancel()
-        await self._segment_queue.put(pcm)
+
+    async def on_segment_dropped(self) -> None:
+        """No transcript for this segment: its guess is not wanted."""
+        guess = self._early.take() if self._early is not None else None
+        if guess is not None:
+            guess.task.cancel()
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         """Transcribe one segment of 16-bit PCM off the event loop (or take its early guess)."""
@@ -241,7 +226,7 @@ class LocalWhisperSTTService(SegmentedSTTService):
         await self.stop_processing_metrics()
         if text:
             logger.debug(f"Transcript{' (early)' if guess is not None else ''}: [{text}]")
-            yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
+            yield TranscriptionFrame(text, self.speaking_user_id, time_now_iso8601(), Language.EN)
 
     async def stop(self, frame: EndFrame) -> None:
         """Transcribe what is queued (pipecat), then drop an unused guess."""

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
-from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.frames.frames import Frame
 from pipecat.metrics.metrics import MetricsData
 from pipecat.turns.types import ProcessFrameResult
@@ -34,11 +33,12 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
 
 from pipeline.ops.compute_priority import compute_executor, lowering_new_threads
 from services.frames import VoiceQuietFrame, VoiceResumedFrame
+from services.seams.pipecat_seams import GuessingSmartTurn
 
 Prediction = tuple[EndOfTurnState, MetricsData | None]
 
 
-class EarlySmartTurn(LocalSmartTurnAnalyzerV3):
+class EarlySmartTurn(GuessingSmartTurn):
     """Local Smart Turn v3 whose end-of-turn prediction starts once the voice goes quiet."""
 
     def __init__(
@@ -66,12 +66,9 @@ class EarlySmartTurn(LocalSmartTurnAnalyzerV3):
         self._guess: Future[Prediction] | None = None
         self.guesses_used = 0
 
-    @property
-    def _model_executor(self) -> ThreadPoolExecutor:
+    def build_executor(self) -> ThreadPoolExecutor:
         """pipecat's one model thread, at the models' priority."""
-        if self._executor is None:
-            self._executor = compute_executor(self._nice, "smart-turn", max_workers=1)
-        return self._executor
+        return compute_executor(self._nice, "smart-turn", max_workers=1)
 
     def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
         """pipecat's buffering; the latest frame is kept for the guess's padding."""
@@ -84,12 +81,12 @@ class EarlySmartTurn(LocalSmartTurnAnalyzerV3):
         """The VAD's gate: the voice has been quiet ``quiet_secs``; guess once it is long enough."""
         if (
             self._guess is None
-            and self._speech_triggered
+            and self.speech_triggered
             and self._latest is not None
             and quiet_secs >= self._quiet_secs
         ):
-            self._guess = self._model_executor.submit(
-                self._process_speech_segment, [*self._audio_buffer, *self._padding(quiet_secs)]
+            self._guess = self.model_executor().submit(
+                self.predict, [*self.turn_audio, *self._padding(quiet_secs)]
             )
 
     def voice_resumed(self) -> None:
@@ -104,7 +101,7 @@ class EarlySmartTurn(LocalSmartTurnAnalyzerV3):
         state, result = await asyncio.wrap_future(guess)
         self.guesses_used += 1
         if state == EndOfTurnState.COMPLETE:
-            self._clear(state)
+            self.clear_turn(state)
         return state, result
 
     def _padding(self, quiet_secs: float) -> list[tuple[float, np.ndarray]]:
@@ -120,8 +117,8 @@ class EarlySmartTurn(LocalSmartTurnAnalyzerV3):
             self._guess.cancel()  # only if the model has not started on it
             self._guess = None
 
-    def _clear(self, turn_state: EndOfTurnState) -> None:
-        super()._clear(turn_state)
+    def on_clear(self) -> None:
+        """pipecat cleared the turn: a guess on it is stale."""
         self._drop_guess()
 
 

@@ -28,14 +28,14 @@ early transcript and early Smart Turn.
 from __future__ import annotations
 
 import numpy as np
-from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
 from services.off_loop import check_off_loop
+from services.seams.pipecat_seams import StopHookVADAnalyzer
 from services.voice_level import SILENT_DBFS, SpeechLevelGate, quiet_tail_samples, window_dbfs
 
 
-class EndpointingSileroVAD(SileroVADAnalyzer):
+class EndpointingSileroVAD(StopHookVADAnalyzer):
     """Silero VAD whose speech ends when the energy drops ``drop_db`` below the speech level."""
 
     def __init__(
@@ -85,8 +85,9 @@ class EndpointingSileroVAD(SileroVADAnalyzer):
         self._previous_window = buffer
         return 0.0 if quiet else confidence
 
-    def _run_analyzer(self, buffer: bytes) -> VADState:
-        state = super()._run_analyzer(buffer)
+    def after_windows(self, state: VADState) -> VADState:
+        """pipecat's state for the latest audio, ended early from the energy drop; the quiet
+        signal updated."""
         speaking = state in (VADState.SPEAKING, VADState.STOPPING)
         quiet = self._quiet_samples() if speaking else 0
         if (
@@ -94,13 +95,11 @@ class EndpointingSileroVAD(SileroVADAnalyzer):
             and state == VADState.STOPPING
             # Only when the stop's quiet run is the gate's: then the lead-in is the quiet end of
             # the window the voice fell in. A run begun by Silero alone counts whole windows.
-            and self._gated_run == self._vad_stopping_count
-            and quiet >= self._vad_stop_frames * self._vad_frames
+            and self._gated_run == self.quiet_windows
+            and quiet >= self.stop_windows * self.num_frames_required()
         ):
-            self._vad_state = VADState.QUIET
-            self._vad_stopping_count = 0
+            state, speaking = self.end_speech(), False
             self._gated_run = 0
-            state, speaking = VADState.QUIET, False
         self._quiet_secs = quiet / max(1, self.sample_rate) if speaking else None
         return state
 
@@ -109,10 +108,10 @@ class EndpointingSileroVAD(SileroVADAnalyzer):
         quiet windows, and the audio received past them when it is all quiet; 0 while loud."""
         if self._gated_run == 0:
             return 0
-        pending = self._vad_buffer
+        pending = self.pending_audio
         tail = quiet_tail_samples(pending, self._threshold_dbfs(), self._block())
         received = len(pending) // 2
-        quiet = self._lead_in + self._gated_run * self._vad_frames
+        quiet = self._lead_in + self._gated_run * self.num_frames_required()
         return quiet + (received if tail == received else 0)
 
     def _threshold_dbfs(self) -> float:

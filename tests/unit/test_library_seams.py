@@ -92,48 +92,46 @@ ICE_CONNECTION = "aioice.ice:Connection"
 STUN_PROTOCOL = "aioice.ice:StunProtocol"
 
 SEAMS: tuple[Seam, ...] = (
-    # --- services/stt.py ---------------------------------------------------------------------
+    # --- services/seams/pipecat_seams.py (for services/stt.py) --------------------------------
     Seam(PIPECAT, STT, "_handle_user_stopped_speaking", ASYNC_METHOD,
-         "services/stt.py:LocalWhisperSTTService._handle_user_stopped_speaking",
-         "copied and overridden: the early transcript is paired with the segment's bytes",
+         "services/seams/pipecat_seams.py:SegmentHandoffSTTService._handle_user_stopped_speaking",
+         "copied and overridden with on_segment: the early transcript is paired with the "
+         "segment's bytes",
          "kept: pipecat has no hook between the segment's cut and its queueing",
          copied_sha256="b7f892458382e9e4f10ac1859bff4141f4b7d245e2f0748ff31eb56478aff705"),
-    Seam(PIPECAT, STT, "_handle_user_started_speaking", ASYNC_METHOD,
-         "services/stt.py:LocalWhisperSTTService._handle_user_started_speaking",
-         "overridden (super() called) to start the early transcriber with the turn",
-         "could use public API: process_frame on VADUserStartedSpeakingFrame"),
     Seam(PIPECAT, STT, "_audio_buffer", ATTRIBUTE,
-         "services/stt.py:LocalWhisperSTTService.process_frame",
+         "services/seams/pipecat_seams.py:SegmentHandoffSTTService.segment_audio",
          "the turn's audio so far, read by the early transcript and cut in the copied hand-off",
          "kept: no public accessor for the segment buffer",
          instance="stt", library_reads=("self._audio_buffer += frame.audio",)),
     Seam(PIPECAT, STT, "_segment_queue", ATTRIBUTE,
-         "services/stt.py:LocalWhisperSTTService._handle_user_stopped_speaking",
+         "services/seams/pipecat_seams.py:SegmentHandoffSTTService._handle_user_stopped_speaking",
          "the copied hand-off queues the segment where pipecat's run_stt loop takes it",
          "kept: part of the copied hand-off",
          instance="stt", library_reads=("await self._segment_queue.get()",)),
     Seam(PIPECAT, STT, "_user_speaking", ATTRIBUTE,
-         "services/stt.py:LocalWhisperSTTService.process_frame",
+         "services/seams/pipecat_seams.py:SegmentHandoffSTTService.user_speaking",
          "the early transcript watches only while the user speaks; the copy clears it",
          "kept: part of the copied hand-off",
          instance="stt", library_reads=("if not self._user_speaking",)),
     Seam(PIPECAT, STT, "_trailing_silence", METHOD,
-         "services/stt.py:LocalWhisperSTTService._decode",
+         "services/seams/pipecat_seams.py:SegmentHandoffSTTService.segment_padding",
          "pads each decoded segment exactly as pipecat pads the segments it queues",
          "kept: part of the copied hand-off"),
     Seam(PIPECAT, "pipecat.services.stt_service:STTService", "_record_stt_audio_usage", METHOD,
-         "services/stt.py:LocalWhisperSTTService._handle_user_stopped_speaking",
+         "services/seams/pipecat_seams.py:SegmentHandoffSTTService._handle_user_stopped_speaking",
          "usage metrics for the segment, as the copied original records them",
          "kept: part of the copied hand-off"),
     Seam(PIPECAT, STT, "_user_id", ATTRIBUTE,
-         "services/stt.py:LocalWhisperSTTService.run_stt",
+         "services/seams/pipecat_seams.py:SegmentHandoffSTTService.speaking_user_id",
          "the TranscriptionFrame carries the speaking user's id, as pipecat's services do",
          "kept: no public accessor",
          instance="stt", library_reads=("self._user_id = ",)),
-    # --- services/llm.py ---------------------------------------------------------------------
+    # --- services/seams/pipecat_seams.py (for services/llm.py) --------------------------------
     Seam(PIPECAT, OPENAI, "_process_context", ASYNC_METHOD,
-         "services/llm.py:LocalLLMService._process_context",
-         "wrapped to wait in line at the shared LLM gate and mark the response complete",
+         "services/seams/pipecat_seams.py:ResponseSlotLLMService._process_context",
+         "wrapped in response_slot: the turn waits in line at the shared LLM gate and its "
+         "response is marked complete",
          "kept: the only method spanning the request and its whole stream"),
     Seam(PIPECAT, OPENAI, "get_chat_completions", ASYNC_METHOD,
          "services/llm.py:LocalLLMService.get_llm_invocation_params_for",
@@ -141,18 +139,14 @@ SEAMS: tuple[Seam, ...] = (
          "kept: public method, but its request-building lines are copied (hash)",
          copied_sha256="c2510fc7ca3c1849b07542a66ed280ca82518317d46ed84a3cc588edae1ce33b"),
     Seam(PIPECAT, OPENAI, "_client", ATTRIBUTE,
-         "services/llm.py:LocalLLMService._prefill",
+         "services/seams/pipecat_seams.py:ResponseSlotLLMService.client",
          "the prefill goes through the service's own client (same timeout, no retries)",
-         "could use public API: keep our own client from create_client()",
+         "kept: a second client would be a second connection pool to the same server",
          instance="llm", library_reads=("self._client = self.create_client(",)),
-    Seam(PIPECAT, "pipecat.services.ai_service:AIService", "_settings", ATTRIBUTE,
-         "services/llm.py:LocalLLMService.get_llm_invocation_params_for",
-         "the system instruction the copied request building passes",
-         "could use public API: self.settings.system_instruction",
-         instance="llm"),
     Seam(PIPECAT, "pipecat.processors.frame_processor:FrameProcessor", "_classify_error", METHOD,
-         "services/llm.py:LocalLLMService._classify_error",
-         "overridden: a local server's 4xx must not mark the service unusable for the session",
+         "services/seams/pipecat_seams.py:ResponseSlotLLMService._classify_error",
+         "overridden by classify_error: a local server's 4xx must not mark the service "
+         "unusable for the session",
          "kept: pipecat's only error-classification hook"),
     # --- services/seams/pipecat_seams.py (for pipeline/tools/registry.py) ---------------------
     Seam(PIPECAT, "pipecat.services.llm_service:LLMService", "_pipecat_cleanup", LIBRARY_READS,
@@ -160,64 +154,63 @@ SEAMS: tuple[Seam, ...] = (
          "set on each tool handler so pipecat closes the tool timers when the session ends",
          "kept: pipecat's documented teardown hook for handlers (MCP uses it too)",
          library_reads=('getattr(handler, "_pipecat_cleanup", None)',)),
-    # --- pipeline/audio/endpointing_vad.py ---------------------------------------------------
+    # --- services/seams/pipecat_seams.py (for pipeline/audio/endpointing_vad.py) -------------
     Seam(PIPECAT, VAD, "_run_analyzer", METHOD,
-         "pipeline/audio/endpointing_vad.py:EndpointingSileroVAD._run_analyzer",
-         "overridden: ends the stop from the energy drop; mirrors the base's stop counting",
+         "services/seams/pipecat_seams.py:StopHookVADAnalyzer._run_analyzer",
+         "overridden to call after_windows: the stop ends from the energy drop; relies on the "
+         "base's stop counting",
          "kept: no public hook into the VAD's state machine",
          copied_sha256="0a33840d096030fceaaec4d76df8c327b1dda1257784de5041c1017785a9dde0"),
     Seam(PIPECAT, VAD, "_vad_state", ATTRIBUTE,
-         "pipeline/audio/endpointing_vad.py:EndpointingSileroVAD._run_analyzer",
+         "services/seams/pipecat_seams.py:StopHookVADAnalyzer.end_speech",
          "written QUIET when the sub-window stop ends speech early",
          "kept: no public setter", instance="vad",
          library_reads=("match self._vad_state:",)),
     Seam(PIPECAT, VAD, "_vad_stopping_count", ATTRIBUTE,
-         "pipeline/audio/endpointing_vad.py:EndpointingSileroVAD._run_analyzer",
+         "services/seams/pipecat_seams.py:StopHookVADAnalyzer.quiet_windows",
          "quiet windows counted so far; reset with the early stop",
          "kept: no public accessor", instance="vad",
          library_reads=("self._vad_stopping_count += 1",)),
     Seam(PIPECAT, VAD, "_vad_buffer", ATTRIBUTE,
-         "pipeline/audio/endpointing_vad.py:EndpointingSileroVAD._run_analyzer",
+         "services/seams/pipecat_seams.py:StopHookVADAnalyzer.pending_audio",
          "the audio received past the last whole window counts toward the stop",
          "kept: no public accessor", instance="vad"),
-    Seam(PIPECAT, VAD, "_vad_frames", ATTRIBUTE,
-         "pipeline/audio/endpointing_vad.py:EndpointingSileroVAD._run_analyzer",
-         "samples per VAD window, to turn window counts into samples",
-         "could use public API: num_frames_required()", instance="vad"),
     Seam(PIPECAT, VAD, "_vad_stop_frames", ATTRIBUTE,
-         "pipeline/audio/endpointing_vad.py:EndpointingSileroVAD._run_analyzer",
-         "windows of quiet that make a stop",
-         "could use public API: params.stop_secs and the sample rate", instance="vad"),
-    # --- pipeline/audio/early_smart_turn.py --------------------------------------------------
+         "services/seams/pipecat_seams.py:StopHookVADAnalyzer.stop_windows",
+         "windows of quiet that make a stop, as the base counts them",
+         "kept: the base rounds stop_secs to windows itself", instance="vad"),
+    # --- services/seams/pipecat_seams.py (for pipeline/audio/early_smart_turn.py) ------------
     Seam(PIPECAT, SMART_TURN, "_audio_buffer", ATTRIBUTE,
-         "pipeline/audio/early_smart_turn.py:EarlySmartTurn.append_audio",
+         "services/seams/pipecat_seams.py:GuessingSmartTurn.turn_audio",
          "the turn so far, handed to the model for the early guess",
          "kept: no public accessor", instance="smart_turn",
          library_reads=("self._process_speech_segment, self._audio_buffer",)),
     Seam(PIPECAT, SMART_TURN, "_speech_triggered", ATTRIBUTE,
-         "pipeline/audio/early_smart_turn.py:EarlySmartTurn.append_audio",
+         "services/seams/pipecat_seams.py:GuessingSmartTurn.speech_triggered",
          "guess only once the turn's speech has started",
          "kept: no public accessor", instance="smart_turn"),
     Seam(PIPECAT, SMART_TURN, "_process_speech_segment", METHOD,
-         "pipeline/audio/early_smart_turn.py:EarlySmartTurn.append_audio",
+         "services/seams/pipecat_seams.py:GuessingSmartTurn.predict",
          "runs the model on the guess, exactly as analyze_end_of_turn does",
          "kept: no public single-shot predict"),
     Seam(PIPECAT, SMART_TURN, "_clear", METHOD,
-         "pipeline/audio/early_smart_turn.py:EarlySmartTurn._clear",
-         "overridden to drop the guess whenever pipecat clears the turn",
+         "services/seams/pipecat_seams.py:GuessingSmartTurn._clear",
+         "overridden to call on_clear (the guess is dropped whenever pipecat clears the turn); "
+         "clear_turn calls it on a used guess's COMPLETE",
          "kept: no public reset hook"),
     Seam(PIPECAT, SMART_TURN, "_model_executor", PROPERTY,
-         "pipeline/audio/early_smart_turn.py:EarlySmartTurn._model_executor",
-         "overridden: the model's thread runs at the models' (lowered) priority",
+         "services/seams/pipecat_seams.py:GuessingSmartTurn._model_executor",
+         "overridden to build_executor: the model's thread runs at the models' (lowered) "
+         "priority",
          "kept: no executor parameter"),
     Seam(PIPECAT, SMART_TURN, "_executor", ATTRIBUTE,
-         "pipeline/audio/early_smart_turn.py:EarlySmartTurn._model_executor",
+         "services/seams/pipecat_seams.py:GuessingSmartTurn._model_executor",
          "the executor the overridden property builds, which pipecat's cleanup shuts down",
          "kept: with _model_executor", instance="smart_turn",
          library_reads=("self._executor.shutdown(wait=False)",)),
     Seam(PIPECAT, SMART_TURN, "analyze_end_of_turn", ASYNC_METHOD,
          "pipeline/audio/early_smart_turn.py:EarlySmartTurn.analyze_end_of_turn",
-         "mirrored when the guess is used (model result, then _clear on COMPLETE)",
+         "mirrored when the guess is used (model result, then the turn cleared on COMPLETE)",
          "kept: public method; the mirrored steps are checked by hash",
          copied_sha256="23c37ea27cab87f054713ec998a8b5a3608a2100148d0897c0a66b4f92306b8f"),
     # --- services/seams/aiortc_seams.py (for pipeline/webrtc/jitter.py) ----------------------
@@ -364,14 +357,7 @@ ADAPTERS_PACKAGE = "services.seams"
 # Files that still use private library names directly (the model services and the microphone's
 # audio path), until those uses move into an adapter. Each must hold at least one private use: a
 # file whose last one moved is removed from this set, and none is added.
-NOT_YET_IN_AN_ADAPTER = frozenset(
-    {
-        "services/stt.py",  # SegmentedSTTService's segment hand-off (copied) and buffers
-        "services/llm.py",  # BaseOpenAILLMService's _process_context, client and settings
-        "pipeline/audio/endpointing_vad.py",  # VADAnalyzer's state machine (mirrored)
-        "pipeline/audio/early_smart_turn.py",  # BaseSmartTurn's buffer, model and executor
-    }
-)
+NOT_YET_IN_AN_ADAPTER: frozenset[str] = frozenset()
 
 
 # --- instances built with minimal arguments ------------------------------------------------
