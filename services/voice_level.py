@@ -1,7 +1,8 @@
 """The voice's level in dBFS, and the gate that says when it fell far below the speaker's speech.
 
-Shared by the endpointing VAD and early Smart Turn (pipeline.audio) and the early transcript
-(services.early_transcript): each asks "did the voice go quiet?" of the same level rule.
+The endpointing VAD's gate (pipeline.audio.endpointing_vad), which is the pipeline's one "the
+voice went quiet" signal: the early transcript and early Smart Turn read it as frames
+(services.frames), not by measuring the level themselves.
 """
 
 from __future__ import annotations
