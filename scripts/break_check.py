@@ -185,10 +185,8 @@ BREAKS: tuple[Break, ...] = (
         7,
         "aiortc's stock jitter buffer (stalls 280 ms after a lost packet)",
         "pipeline/webrtc/jitter.py",
-        "_RTCRtpReceiver__jitter_buffer = AudioJitterBuffer(  # type: ignore[attr-defined]\n"
-        "                capacity=_AUDIO_CAPACITY, prefetch=prefetch, loss_wait=loss_wait\n",
-        "_RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]\n"
-        "                capacity=_AUDIO_CAPACITY, prefetch=prefetch\n",
+        "            replace_jitter_buffer(transceiver.receiver, buffer)\n",
+        "            pass\n",
         ("tests/unit/test_jitter.py", "tests/integration/test_packet_loss.py"),
     ),
     Break(
@@ -204,7 +202,7 @@ BREAKS: tuple[Break, ...] = (
         "a renegotiated peer's old pc_id is kept",
         "pipeline/sessions/manager.py",
         '        if answer is not None and request.pc_id and request.pc_id != answer["pc_id"]:\n'
-        "            self._pcs_map.pop(request.pc_id, None)\n",
+        "            self.peers.pop(request.pc_id, None)\n",
         '        if answer is not None and request.pc_id and request.pc_id != answer["pc_id"]:\n'
         "            pass\n",
         ("tests/loopback/test_reconnect.py",),
