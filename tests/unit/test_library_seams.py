@@ -14,8 +14,7 @@ API could replace it. The checks, against the installed versions only (no networ
 - where we copied a library method (or mirror its state machine), the original's source still
   hashes to what we copied from (``copied_sha256``): a changed hash names our copy to re-check;
 - no private library name is used in pipeline/ or services/ without an entry here, nor outside
-  ``services/seams/`` (one adapter module per library; the files of
-  :data:`NOT_YET_IN_AN_ADAPTER` excepted, for now), and each adapter does what its callers
+  ``services/seams/`` (one adapter module per library), and each adapter does what its callers
   assume of it.
 
 :data:`UNDOCUMENTED` holds the names without an underscore that no documentation promises
@@ -354,10 +353,6 @@ _NOT_LIBRARY_OBJECTS = frozenset({"argparse"})
 # The adapter modules, one per library: the only place a private library name may be used.
 ADAPTERS = "services/seams/"
 ADAPTERS_PACKAGE = "services.seams"
-# Files that still use private library names directly (the model services and the microphone's
-# audio path), until those uses move into an adapter. Each must hold at least one private use: a
-# file whose last one moved is removed from this set, and none is added.
-NOT_YET_IN_AN_ADAPTER: frozenset[str] = frozenset()
 
 
 # --- instances built with minimal arguments ------------------------------------------------
@@ -810,19 +805,15 @@ def test_every_private_library_name_in_use_is_in_the_inventory() -> None:
 
 def test_private_library_names_are_used_only_in_the_adapters() -> None:
     """Outside services/seams/, pipeline/ and services/ reach pipecat, aiortc and aioice through
-    public names only (the files of NOT_YET_IN_AN_ADAPTER excepted, until their uses move)."""
+    public names only."""
     outside = sorted(
         f"{path}:{line}: {name}"
         for path, names in _all_private_uses().items()
-        if not path.startswith(ADAPTERS) and path not in NOT_YET_IN_AN_ADAPTER
+        if not path.startswith(ADAPTERS)
         for name, lines in names.items()
         for line in lines
     )
     assert not outside, (
         "private library names used outside services/seams/ (move each into the library's "
         f"adapter module there, behind a public name): {outside}"
-    )
-    moved = sorted(NOT_YET_IN_AN_ADAPTER - set(_all_private_uses()))
-    assert not moved, (
-        f"{moved} no longer use a private library name: remove them from NOT_YET_IN_AN_ADAPTER"
     )
