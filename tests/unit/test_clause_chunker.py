@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
@@ -14,6 +10,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from services.clause_chunker import ChunkPolicy, ClauseSplitter, ClauseTextAggregator
 from services.tts import LocalKokoroTTSService, clause_text_processor
+from tests.support.kokoro_stand_in import KokoroStandIn
 
 ANSWER = (
     "Sure, the weather in Paris is usually mild in spring. Temperatures are around 15.5 degrees, "
@@ -87,24 +84,15 @@ async def test_interruption_drops_unspoken_text_and_restarts_short() -> None:
     assert first == ["One two three four five"]
 
 
-class _PieceRecorder:
+class _PieceRecorder(KokoroStandIn):
     """A Kokoro engine that notes each piece it is asked to speak."""
-
-    config = SimpleNamespace(sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=5.0)
 
     def __init__(self) -> None:
         self.pieces: list[str] = []
 
-    def prerendered(self, text: str) -> None:
-        return None
-
-    @contextlib.asynccontextmanager
-    async def in_line(self) -> AsyncIterator[None]:
-        yield
-
     async def synthesize_async(self, text: str) -> np.ndarray:
         self.pieces.append(text)
-        return np.full(240, 0.1, dtype=np.float32)
+        return await super().synthesize_async(text)
 
 
 @pytest.mark.asyncio

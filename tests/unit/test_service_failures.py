@@ -6,8 +6,6 @@ tested against a recording worker (its apology and its message both go down the 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +25,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipeline.ops.fallback import APOLOGIES, FailureResponder
 from services.stt import LocalWhisperSTTService
 from services.tts import LocalKokoroTTSService
+from tests.support.kokoro_stand_in import KokoroStandIn
 
 
 class _FlakyWhisper:
@@ -81,19 +80,8 @@ async def test_stt_failure_yields_an_error_and_the_next_turn_is_transcribed() ->
     assert engine.calls == 2
 
 
-class _BrokenKokoro:
+class _BrokenKokoro(KokoroStandIn):
     """Stands in for the Kokoro engine: synthesis always raises."""
-
-    config = type(
-        "C", (), {"sample_rate": 24000, "voice": "af_heart", "speed": 1.0, "timeout_secs": 5.0}
-    )
-
-    def prerendered(self, text: str) -> None:
-        return None
-
-    @contextlib.asynccontextmanager
-    async def in_line(self) -> AsyncIterator[None]:
-        yield
 
     async def synthesize_async(self, text: str) -> Any:
         raise RuntimeError("injected synthesis failure")

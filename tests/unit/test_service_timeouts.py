@@ -7,10 +7,8 @@ The services are the real ones; the engines behind them hang in their worker thr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -30,6 +28,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from services.stt import LocalWhisperSTTService
 from services.tts import KokoroEngine, LocalKokoroTTSService
+from tests.support.kokoro_stand_in import KokoroStandIn, kokoro_config
 
 TIMEOUT_S = 0.3
 
@@ -79,26 +78,19 @@ async def test_a_hung_transcription_ends_the_turn_with_an_error() -> None:
     assert time.monotonic() - started < 5
 
 
-class _HungKokoro:
+class _HungKokoro(KokoroStandIn):
     """A Kokoro engine that synthesizes its first piece, then never returns from another."""
 
-    config = SimpleNamespace(sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=TIMEOUT_S)
+    config = kokoro_config(TIMEOUT_S)
 
     def __init__(self) -> None:
         self.calls = 0
-
-    def prerendered(self, text: str) -> None:
-        return None
-
-    @contextlib.asynccontextmanager
-    async def in_line(self) -> AsyncIterator[None]:
-        yield
 
     async def synthesize_async(self, text: str) -> np.ndarray:
         self.calls += 1
         if self.calls > 1:
             await _forever()
-        return np.full(2400, 0.1, dtype=np.float32)
+        return await super().synthesize_async(text)
 
 
 async def _forever() -> None:
@@ -128,21 +120,14 @@ async def test_a_hung_synthesis_ends_the_utterance_with_an_error() -> None:
 SLOW_FIRST_PIECE_S = 3.5
 
 
-class _SlowKokoro:
+class _SlowKokoro(KokoroStandIn):
     """A Kokoro engine as slow as the real one on a loaded 2-core machine, inside its bound."""
 
-    config = SimpleNamespace(sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=6.0)
-
-    def prerendered(self, text: str) -> None:
-        return None
-
-    @contextlib.asynccontextmanager
-    async def in_line(self) -> AsyncIterator[None]:
-        yield
+    config = kokoro_config(6.0)
 
     async def synthesize_async(self, text: str) -> np.ndarray:
         await asyncio.sleep(SLOW_FIRST_PIECE_S)
-        return np.full(2400, 0.1, dtype=np.float32)
+        return await super().synthesize_async(text)
 
 
 @pytest.mark.asyncio
@@ -169,26 +154,21 @@ async def test_a_slow_first_piece_is_no_error() -> None:
 PIECE_S = 0.6
 
 
-class _SharedKokoro:
+class _SharedKokoro(KokoroStandIn):
     """One engine for two sessions whose model synthesizes one piece at a time, each inside
     the bound, two together past it (the engine's own line, KokoroEngine.in_line, is real)."""
 
-    config = SimpleNamespace(
-        sample_rate=24000, voice="af_heart", speed=1.0, timeout_secs=1.0, queue_timeout_secs=10.0
-    )
+    config = kokoro_config(1.0, queue_timeout_secs=10.0)
     in_line = KokoroEngine.in_line
 
     def __init__(self) -> None:
         self._line = asyncio.Lock()
         self._model = asyncio.Lock()
 
-    def prerendered(self, text: str) -> None:
-        return None
-
     async def synthesize_async(self, text: str) -> np.ndarray:
         async with self._model:
             await asyncio.sleep(PIECE_S)
-        return np.full(2400, 0.1, dtype=np.float32)
+        return await super().synthesize_async(text)
 
 
 @pytest.mark.asyncio
