@@ -30,6 +30,12 @@ class ServerMessage:
         value = self.data.get("type")
         return value if isinstance(value, str) else None
 
+    @property
+    def label(self) -> str | None:
+        """The message's `label` field: "rtvi-ai" for pipecat's RTVI, "jetvoice" for ours."""
+        value = self.data.get("label")
+        return value if isinstance(value, str) else None
+
 
 def parse_answer(status_code: int, body: str) -> dict[str, str]:
     """Validate the server's reply to an offer; returns its `sdp`, `type` and `pc_id`, and the

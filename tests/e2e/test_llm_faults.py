@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.bench.client.loopback_caller import LoopbackCaller
 from pipeline.ops.agent_process import AgentProcess
+from pipeline.ops.latency_report import MESSAGE_LABEL
 from pipeline.webrtc.ice_policy import loopback_only_ice
 from tests.support.conversation import ask, fixture_clip, hear, wait_out_greeting
 from tests.support.server_process import server_process
@@ -92,8 +93,12 @@ async def test_every_llm_fault_gets_an_apology_and_the_next_turn_works(
                 _set_mode(faulty_llm, mode)
                 failed = await ask(caller, question, rate, answer_timeout=bound)
                 print(f"{mode}: first voice {failed.latency_s:.1f} s after the speech")
+                # jetvoice's own error message (pipecat's RTVI sends one of its own too).
                 error = await caller.wait_for_message(
-                    "error", timeout=LLM_TIMEOUT_S + LOAD_SLACK_S, after=failed.speech_end
+                    "error",
+                    timeout=LLM_TIMEOUT_S + LOAD_SLACK_S,
+                    after=failed.speech_end,
+                    label=MESSAGE_LABEL,
                 )
                 assert error.data.get("data", {}).get("stage") == "llm", error.data
                 if mode in ("hang", "error"):

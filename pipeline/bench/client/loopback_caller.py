@@ -334,13 +334,23 @@ class LoopbackCaller:
         return list(self._messages)
 
     async def wait_for_message(
-        self, message_type: str, timeout: float, *, after: float | None = None
+        self,
+        message_type: str,
+        timeout: float,
+        *,
+        after: float | None = None,
+        label: str | None = None,
     ) -> ServerMessage:
-        """Wait for a data-channel message of `message_type` received after `after`."""
+        """Wait for a data-channel message of `message_type` (and `label`, when given: RTVI and
+        jetvoice both send an "error") received after `after`."""
         deadline = time.monotonic() + timeout
         while True:
             for message in self._messages:
-                if message.type == message_type and (after is None or message.received_at > after):
+                if (
+                    message.type == message_type
+                    and (label is None or message.label == label)
+                    and (after is None or message.received_at > after)
+                ):
                     return message
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"no {message_type!r} message within {timeout:.1f} s")
