@@ -10,7 +10,7 @@ for a second peer.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
 
 from loguru import logger
 from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
@@ -18,7 +18,7 @@ from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import OutputTransportMessageUrgentFrame, TTSSpeakFrame
+from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -49,7 +49,7 @@ from pipeline.conversation.keeper import ConversationKeeper
 from pipeline.conversation.prefill_request import PrefillRequester
 from pipeline.conversation.think_filter import ThinkFilter
 from pipeline.ops.fallback import FailureResponder
-from pipeline.ops.latency_report import LatencyReport
+from pipeline.ops.latency_report import LatencyReport, send_to_page
 from pipeline.ops.metrics import Metrics
 from pipeline.runtime import AgentRuntime
 from pipeline.sessions.liveness import PeerWatchdog
@@ -296,13 +296,8 @@ def _worker(
         # silence, decides when it ends.
         idle_timeout_secs=None,
     )
-
-    async def send_message(message: dict[str, Any]) -> None:
-        # Down the pipeline to the output transport: the host and every guest get it.
-        await worker.queue_frames([OutputTransportMessageUrgentFrame(message=message)])
-
     report = LatencyReport(
-        send_message,
+        functools.partial(send_to_page, worker),
         session_id,
         runtime.metrics,
         stop_secs=config.turn.vad_stop_secs,

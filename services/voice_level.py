@@ -51,10 +51,6 @@ class SpeechLevelGate:
             self._level = dbfs
         return self._level is not None and dbfs < self._level - self._drop_db
 
-    def reset(self) -> None:
-        """Forget the level (a new speaker, a new session)."""
-        self._level = None
-
 
 def quiet_tail_samples(buffer: bytes, threshold_dbfs: float, block: int) -> int:
     """Samples at the end of 16-bit PCM ``buffer`` after its last ``block`` at or above

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, OutputTransportMessageUrgentFrame, TTSSpeakFrame
+from pipecat.frames.frames import ErrorFrame, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
-from pipeline.ops.latency_report import MESSAGE_LABEL
+from pipeline.ops.latency_report import MESSAGE_LABEL, send_to_page
 from pipeline.ops.metrics import Metrics
 
 APOLOGIES = {
@@ -42,8 +42,8 @@ def stage_of(error: ErrorFrame) -> str:
 class FailureResponder:
     """Turns pipeline errors into a spoken apology and an ``error`` message to the page.
 
-    The message goes down the pipeline to the output transport, like the apology, so everyone in
-    the conversation gets it (the host, and the guests who joined: pipeline.sessions.party).
+    The message goes to everyone in the conversation (``send_to_page``), the host and the guests
+    who joined.
     """
 
     def __init__(
@@ -70,7 +70,7 @@ class FailureResponder:
             "type": "error",
             "data": {"stage": stage, "message": _short(error.error)},
         }
-        await self._worker.queue_frames([OutputTransportMessageUrgentFrame(message=message)])
+        await send_to_page(self._worker, message)
         apology = APOLOGIES.get(stage)
         now = time.monotonic()
         if apology and now - self._last_apology >= _MIN_APOLOGY_INTERVAL_SECS:

@@ -16,6 +16,7 @@ from pipecat.frames.frames import (
     Frame,
     LLMTextFrame,
     MetricsFrame,
+    OutputTransportMessageUrgentFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
@@ -30,12 +31,23 @@ from pipecat.observers.user_bot_latency_observer import (
     MeasuredFrom,
     UserBotLatencyObserver,
 )
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.services.llm_service import LLMService
 from pipecat.services.tts_service import TTSService
 
 from pipeline.ops.metrics import Metrics
 
 MESSAGE_LABEL = "jetvoice"
+
+
+async def send_to_page(worker: PipelineWorker, message: dict[str, Any]) -> None:
+    """Send ``message`` on the data channel of everyone in the session's conversation.
+
+    It goes down the pipeline as an urgent (system) frame to the output transport, which sends
+    it to the host and, with guests, to each of them (pipeline.webrtc.shared_transport); a
+    message given to the host's connection directly would never reach a guest.
+    """
+    await worker.queue_frames([OutputTransportMessageUrgentFrame(message=message)])
 
 
 # Silero reads 512-sample windows of the 16 kHz input.
