@@ -1,7 +1,8 @@
 """One voice session: a fresh pipecat pipeline per WebRTC peer, over the shared runtime.
 
 browser -> SmallWebRTC in -> peer watchdog -> audio ingress (repairs malformed frames, RNNoise)
--> Silero VAD (speech start/stop and "the voice went quiet" as frames) -> Whisper -> user
+-> Silero VAD on the denoised audio (speech start/stop and "the voice went quiet" as frames)
+-> the microphone's own audio again -> Whisper -> user
 aggregator (Smart Turn v3) -> prefill request -> device-request guard (when no device tool is
 configured) -> LLM -> think filter -> empty-answer guard -> clause cutter -> Kokoro ->
 SmallWebRTC out. A pipeline is never reused: pipecat silently drops TTS when one is restarted
@@ -40,6 +41,7 @@ from pipeline.audio.early_smart_turn import EarlySmartTurn, EarlySmartTurnStopSt
 from pipeline.audio.endpointing_vad import EndpointingSileroVAD
 from pipeline.audio.ingress import AudioIngress
 from pipeline.audio.input_sink import InputAudioSink
+from pipeline.audio.microphone_audio import MicrophoneAudioRestorer
 from pipeline.audio.noise_filter import AlignedRNNoiseFilter
 from pipeline.audio.voice_activity import VoiceActivityProcessor
 from pipeline.config import AgentConfig, TurnConfig
@@ -94,6 +96,18 @@ def audio_ingress(config: AgentConfig) -> AudioIngress:
         AUDIO_IN_SAMPLE_RATE,
         noise_filter=AlignedRNNoiseFilter() if config.noise_filter else None,
     )
+
+
+def input_steps(config: AgentConfig) -> list[FrameProcessor]:
+    """What microphone audio goes through before the STT: the ingress (repair, RNNoise), the
+    VAD step on the denoised audio, then the microphone's own audio again for the speech models
+    (pipeline.audio.microphone_audio)."""
+    restore = config.noise_filter and not config.speech_models_hear_denoised
+    return [
+        audio_ingress(config),
+        voice_activity(config.turn),
+        *([MicrophoneAudioRestorer()] if restore else []),
+    ]
 
 
 def voice_activity(turn: TurnConfig) -> VoiceActivityProcessor:
@@ -193,8 +207,7 @@ def build_worker(
         transport.input(),
         _watchdog(connection, runtime, session_id),
         *([party.mixer] if party is not None else []),
-        audio_ingress(config),
-        voice_activity(config.turn),
+        *input_steps(config),
         LocalWhisperSTTService(runtime.whisper),
         aggregators.user(),
         InputAudioSink(),
@@ -219,28 +232,38 @@ def build_worker(
     )
 
 
+def stock_stt(config: AgentConfig) -> FrameProcessor:
+    """pipecat's stock ``WhisperSTTService`` on the profile's model files (beam search,
+    temperature fallback, 1 s transcript wait, its own model load per session)."""
+    from pipecat.services.whisper.stt import WhisperSTTService as StockWhisperSTTService
+
+    return StockWhisperSTTService(
+        device=config.stt.device,
+        compute_type=config.stt.compute_type,
+        settings=StockWhisperSTTService.Settings(model=str(config.stt.model_dir)),
+    )
+
+
+def stock_user_aggregators() -> LLMContextAggregatorPair:
+    """pipecat's default user aggregator, running its own Silero VAD and Smart Turn."""
+    return LLMContextAggregatorPair(
+        LLMContext(),
+        user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()),
+    )
+
+
 def _stock_worker(
     connection: SmallWebRTCConnection, runtime: AgentRuntime, session_id: str
 ) -> PipelineWorker:
     """pipecat's stock services on the same model files: the benchmark's baseline.
 
-    Stock WhisperSTTService (beam search, temperature fallback, 1 s transcript wait, its own
-    model load per session), sentence-level KokoroTTSService, default VAD and Smart Turn.
+    Stock WhisperSTTService, sentence-level KokoroTTSService, default VAD and Smart Turn.
     """
     from pipecat.services.kokoro.tts import KokoroTTSService as StockKokoroTTSService
-    from pipecat.services.whisper.stt import WhisperSTTService as StockWhisperSTTService
 
     config = runtime.config
     transport = _transport(connection, runtime, out_10ms_chunks=4, noise_filter_in_transport=True)
-    aggregators = LLMContextAggregatorPair(
-        LLMContext(),
-        user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()),
-    )
-    stt = StockWhisperSTTService(
-        device=config.stt.device,
-        compute_type=config.stt.compute_type,
-        settings=StockWhisperSTTService.Settings(model=str(config.stt.model_dir)),
-    )
+    aggregators = stock_user_aggregators()
     tts = StockKokoroTTSService(
         model_path=str(config.tts.model_path),
         voices_path=str(config.tts.voices_path),
@@ -249,7 +272,7 @@ def _stock_worker(
     processors: list[FrameProcessor] = [
         transport.input(),
         _watchdog(connection, runtime, session_id),
-        stt,
+        stock_stt(config),
         aggregators.user(),
         create_llm_service(config.llm, runtime.llm_endpoint, runtime.llm_gate),
         ThinkFilter(),

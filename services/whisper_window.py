@@ -44,10 +44,14 @@ class WindowedResult:
 
 
 class ShortWindowDecoder:
-    """Greedy timestamped decoding of one utterance on a window just longer than it."""
+    """Timestamped decoding of one utterance (greedy unless ``beam_size`` > 1) on a window just
+    longer than it."""
 
-    def __init__(self, model: WhisperModel, *, margin_secs: float, min_secs: float) -> None:
+    def __init__(
+        self, model: WhisperModel, *, margin_secs: float, min_secs: float, beam_size: int = 1
+    ) -> None:
         self._model = model
+        self._beam_size = beam_size
         self._margin_secs = margin_secs
         self._min_secs = min_secs
         self._tokenizer = Tokenizer(
@@ -82,7 +86,7 @@ class ShortWindowDecoder:
         result = self._model.model.generate(
             encoded,
             [prompt],
-            beam_size=1,
+            beam_size=self._beam_size,
             max_length=max_length,
             return_no_speech_prob=True,
             suppress_blank=True,

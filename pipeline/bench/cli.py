@@ -9,7 +9,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.bench.paths import DEFAULT_CACHE, DEFAULT_CORPUS, DEFAULT_FIXTURES, DEFAULT_OUT_DIR
+from pipeline.bench.paths import (
+    DEFAULT_CACHE,
+    DEFAULT_CORPUS,
+    DEFAULT_FIXTURES,
+    DEFAULT_OUT_DIR,
+    DEFAULT_RECORDINGS,
+)
 
 QUICK_TURNS = 2
 
@@ -152,6 +158,30 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         help="with --long-conversation: let the context grow unbounded (the comparison)",
     )
     bench.add_argument(
+        "--hearing",
+        action="store_true",
+        help="instead of the voice loop: speak recorded human speech into the live input path "
+        "(ingress, RNNoise, VAD, early transcript, Whisper) in real time and report the word "
+        "error rate beside the same model offline and pipecat's stock path",
+    )
+    bench.add_argument(
+        "--suspects",
+        action="store_true",
+        help="with --hearing: also run the tuned path with one part changed at a time",
+    )
+    bench.add_argument(
+        "--paths",
+        default=None,
+        help="with --hearing: only these paths, comma-separated (e.g. tuned,full-window)",
+    )
+    bench.add_argument(
+        "--recordings",
+        type=Path,
+        default=DEFAULT_RECORDINGS,
+        help="with --hearing: a folder of WAV files and their transcripts.json, or `corpus` "
+        f"for the benchmark corpus's turns (default: {DEFAULT_RECORDINGS})",
+    )
+    bench.add_argument(
         "--serve-arg",
         action="append",
         default=[],
@@ -214,6 +244,10 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run ``jetvoice bench``; 0 when every variant measured at least one turn."""
     from pipeline.bench.benchmark import BenchError, run
 
+    if args.hearing:
+        from pipeline.bench.hearing import run_hearing_bench
+
+        return run_hearing_bench(args)
     if args.long_conversation:
         from pipeline.bench.long_conversation import run_long_conversation
 

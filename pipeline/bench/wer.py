@@ -1,7 +1,8 @@
 """Word error rate of the STT against the corpus's expected transcripts.
 
-Both sides are normalised the same way before comparing: lower case, punctuation and hyphens
-dropped, and whole numbers under 100 spelt out, since Whisper writes "10 minutes" for "ten
+Both sides are normalised the same way before comparing: lower case, apostrophes dropped, other
+punctuation and hyphens turned into word breaks ("ill-disposed" is two words on both sides), and
+whole numbers under 100 spelt out, since Whisper writes "10 minutes" for "ten
 minutes" and that is not a recognition error.
 """
 
