@@ -17,12 +17,12 @@ after the frame has been made what the models expect:
 int16 audio cannot carry NaN or infinity; a client that converted such floats naively sends
 full-scale or zero samples, which are valid audio (clipped) and go through like any other.
 
-RNNoise runs at the pipeline's 16 kHz (the filter resamples to its 48 kHz and back, see
-pipeline.audio.noise_filter), as pipecat's does, so it denoises the band the models hear. Whisper
-tiny.en's reading of a fragile word moves with RNNoise's 10 ms frame phase, whatever the rate:
-"turn on the living room lamp" comes out "... room, Liam" at 5 of 12 start offsets of the same
-recording through pipecat's own filter (4 of 12 through ours), so one such word in a benchmark
-run is not evidence either way.
+RNNoise's output is what the VAD hears; the frame keeps the microphone's audio beside it for the
+speech models (see pipeline.audio.microphone_audio). RNNoise runs at the pipeline's 16 kHz (the
+filter resamples to its 48 kHz and back, see pipeline.audio.noise_filter), as pipecat's does.
+Whisper tiny.en's reading of a fragile word moved with RNNoise's 10 ms frame phase when it heard
+RNNoise's output: "turn on the living room lamp" came out "... room, Liam" at 5 of 12 start
+offsets of the same recording through pipecat's own filter (4 of 12 through ours).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.frames.frames import FilterControlFrame, Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 
+from pipeline.audio.microphone_audio import keep_microphone_audio
 from pipeline.audio.stream_resampler import StreamResampler
 
 MIN_SAMPLE_RATE = 8000
@@ -100,9 +101,12 @@ class AudioIngress(FrameProcessor):
         if rate != self._sample_rate:
             self._note(self.repaired, f"resampled from {rate} Hz")
             audio = self._resample(audio, rate, self._sample_rate)
+        microphone = audio
         audio = await self._filter(audio) if audio else audio
         if not audio:
             return False  # a resampler or RNNoise is still filling its window
+        if audio is not microphone:
+            keep_microphone_audio(frame, microphone)
         frame.audio = audio
         frame.sample_rate = self._sample_rate
         frame.num_channels = 1

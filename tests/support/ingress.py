@@ -35,9 +35,8 @@ from pipecat.transports.base_transport import TransportParams
 from pipeline.config import AgentConfig
 from pipeline.session import (
     AUDIO_IN_SAMPLE_RATE,
-    audio_ingress,
+    input_steps,
     user_turn_aggregators,
-    voice_activity,
 )
 from services.stt import LocalWhisperSTTService, WhisperEngine
 from tests.support.conversation import fixture_clip
@@ -83,11 +82,12 @@ def turn_chain(
     transport = FeedInput(
         TransportParams(audio_in_enabled=True, audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE)
     )
-    processors: list[FrameProcessor] = [*before, transport, audio_ingress(config)]
+    ingress, *after_ingress = input_steps(config)
+    processors: list[FrameProcessor] = [*before, transport, ingress]
     if probe is not None:
         processors.append(probe)
     processors += [
-        voice_activity(config.turn),
+        *after_ingress,
         LocalWhisperSTTService(engine),
         user_turn_aggregators(config).user(),
     ]
