@@ -24,6 +24,7 @@ from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
     TranscriptionFrame,
+    UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
@@ -36,6 +37,7 @@ from services.early_transcript import EarlyTranscriber, Guess
 from services.frames import EarlyTranscriptFrame, VoiceQuietFrame, VoiceResumedFrame
 from services.off_loop import check_off_loop
 from services.seams.pipecat_seams import SegmentHandoffSTTService
+from services.turn_transcript import TurnSoFar, new_words
 from services.whisper_window import ShortWindowDecoder
 
 # Segments whose no-speech probability is above this are noise, not words.
@@ -71,7 +73,10 @@ class WhisperEngine:
         self._lock = threading.Lock()
         self._window = (
             ShortWindowDecoder(
-                self._model, margin_secs=config.window_margin_secs, min_secs=config.min_window_secs
+                self._model,
+                margin_secs=config.window_margin_secs,
+                min_secs=config.min_window_secs,
+                beam_size=config.beam_size,
             )
             if config.short_window
             else None
@@ -80,6 +85,11 @@ class WhisperEngine:
         self.full_window_fallbacks = 0
         self.load_secs = time.perf_counter() - started
         logger.info(f"Whisper model {config.model_dir.name} loaded in {self.load_secs:.2f} s")
+
+    @property
+    def model(self) -> WhisperModel:
+        """The loaded faster-whisper model (for an offline decode beside the live one)."""
+        return self._model
 
     def transcribe(self, audio: np.ndarray) -> str:
         """Transcribe 16 kHz mono float32 audio; blocking, call from a worker thread."""
@@ -133,6 +143,10 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
     ``VoiceQuietFrame`` says the voice has been quiet that long, before the VAD's stop
     (``services.early_transcript``); an early transcript still current when it is done goes
     downstream as an ``EarlyTranscriptFrame``.
+
+    A segment after the first of a user turn (the aggregator's ``UserStoppedSpeakingFrame``
+    ends one) is decoded with the turn's earlier audio in front of it, and only its new words go
+    out (``services.turn_transcript``).
     """
 
     def __init__(self, engine: WhisperEngine, **kwargs: Any) -> None:
@@ -145,9 +159,15 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
         )
         self._engine = engine
         config = engine.config
+        # The user turn the segments belong to, and the audio in front of the current segment.
+        self._turn = TurnSoFar()
+        self._segment_turn = self._turn
+        self._context = b""
+        # Each queued segment's turn and context, by the identity of its bytes.
+        self._contexts: dict[int, tuple[bytes, TurnSoFar, bytes]] = {}
         self._early = (
             EarlyTranscriber(
-                self._decode,
+                self._decode_in_context,
                 quiet_secs=config.early_transcript_secs,
                 create_task=self.create_task,
                 on_text=self._announce_early_transcript,
@@ -164,6 +184,10 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
         """TTFB/processing metrics feed the latency breakdown."""
         return True
 
+    async def _decode_in_context(self, pcm: bytes) -> str:
+        """The current segment so far, after the turn's earlier audio (the early transcript)."""
+        return await self._decode(self._context + pcm)
+
     async def _decode(self, pcm: bytes) -> str:
         """The engine's transcript of a segment (padded as every segment is), in a thread."""
         padded = pcm + self.segment_padding()
@@ -173,6 +197,17 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """pipecat's handling; the VAD's quiet frames start and drop the early transcript."""
         await super().process_frame(frame, direction)
+        if isinstance(frame, UserStoppedSpeakingFrame):
+            # The turn is over (it reaches the STT from the aggregator, upstream): the next
+            # segment starts a turn of its own, and a guess made with this one's audio is stale.
+            self._turn = self._segment_turn = TurnSoFar()
+            self._context = b""
+            if self._early is not None:
+                self._early.speech_started()
+            return
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._segment_turn = self._turn
+            self._context = self._turn.context() if self._engine.config.turn_context else b""
         if self._early is None:
             return
         if isinstance(frame, VADUserStartedSpeakingFrame):
@@ -185,11 +220,15 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
             self._early.voice_resumed()
 
     async def _announce_early_transcript(self, text: str) -> None:
-        await self.push_frame(EarlyTranscriptFrame(text=text))
+        words = new_words(self._segment_turn.heard, text) if self._context else text
+        if words:
+            await self.push_frame(EarlyTranscriptFrame(text=words))
 
     async def on_segment(self, pcm: bytes) -> None:
-        """The segment cut at the VAD's stop: its early guess is kept beside it, when the guess
-        heard no more than it did."""
+        """The segment cut at the VAD's stop joins its turn, with the context it is decoded in;
+        its early guess is kept beside it, when the guess heard no more than it did."""
+        self._contexts[id(pcm)] = (pcm, self._segment_turn, self._context)
+        self._segment_turn.segments.append(pcm)
         guess = self._early.take() if self._early is not None else None
         if guess is not None and guess.length <= len(pcm):
             self._guessed[id(pcm)] = (pcm, guess)
@@ -207,13 +246,15 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
         await self.start_processing_metrics()
         paired = self._guessed.pop(id(audio), None)
         guess = paired[1] if paired is not None and paired[0] is audio else None
+        queued = self._contexts.pop(id(audio), None)
+        turn, context = (queued[1], queued[2]) if queued and queued[0] is audio else (None, b"")
         timeout = self._engine.config.timeout_secs
         try:
             # A decoder that never returns must not hold the turn forever. The thread cannot be
             # stopped; it finishes on its own and the next turn waits for the engine's lock.
             if guess is not None:
                 self.early_transcripts_used += 1
-            pending = guess.task if guess is not None else self._decode(audio)
+            pending = guess.task if guess is not None else self._decode(context + audio)
             text = await asyncio.wait_for(pending, timeout)
         except TimeoutError:
             await self.stop_processing_metrics()
@@ -224,6 +265,10 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
             yield ErrorFrame(error=f"speech recognition failed: {error}")
             return
         await self.stop_processing_metrics()
+        if turn is not None:
+            if context:
+                text = new_words(turn.heard, text)
+            turn.heard.append(text)
         if text:
             logger.debug(f"Transcript{' (early)' if guess is not None else ''}: [{text}]")
             yield TranscriptionFrame(text, self.speaking_user_id, time_now_iso8601(), Language.EN)
@@ -244,3 +289,4 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
         for _pcm, guess in self._guessed.values():
             guess.task.cancel()
         self._guessed.clear()
+        self._contexts.clear()
