@@ -14,6 +14,7 @@ from pipeline.bench.cli import BenchConfig
 from pipeline.bench.corpus import (
     CorpusSources,
     Synthesizer,
+    Utterance,
     load_corpus,
     plan_calls,
     prepare,
@@ -66,6 +67,38 @@ def _prefix_cache_probe(
         return None
 
 
+def _offline_transcripts(
+    paths: ProfilePaths,
+    store: ModelStore,
+    profile: str,
+    utterances: dict[str, Utterance],
+    progress: Callable[[str], None],
+) -> dict[str, str]:
+    """Each turn's clip decoded whole by the same Whisper model, offline (after the servers
+    have stopped, so it competes with nothing): what the model itself hears of the corpus."""
+    import soxr
+
+    from pipeline.bench.hearing import SAMPLE_RATE, Recording, hear_offline
+    from pipeline.config import STTConfig
+    from services.stt import WhisperEngine
+
+    engine = WhisperEngine(
+        STTConfig(
+            model_dir=paths.stt_dir,
+            device="cuda" if paths.device == "cuda" else "cpu",
+            compute_type=store.catalog.profile(profile).stt_compute_type,
+            short_window=False,
+        )
+    )
+    heard: dict[str, str] = {}
+    for turn_id, utterance in utterances.items():
+        audio = soxr.resample(utterance.samples, utterance.sample_rate, SAMPLE_RATE)
+        recording = Recording(turn_id, audio.astype("float32"), utterance.spec.text)
+        heard[turn_id] = hear_offline(engine, recording).text
+    progress(f"offline: {len(heard)} clips decoded whole by {paths.stt_dir.name}")
+    return heard
+
+
 def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
     """Run the benchmark; 0 when every variant measured at least one turn, else 1."""
     store = ModelStore(config.models_dir or default_models_dir())
@@ -116,6 +149,7 @@ def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
             )
 
     summaries = [summarize_run(r) for r in runs]
+    offline = _offline_transcripts(paths, store, config.profile, utterances, progress)
     prefix = _prefix_cache_probe(paths, progress) if config.prefix_cache else None
     settings = {
         **{
@@ -131,14 +165,14 @@ def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
             for u in utterances.values()
         },
     }
-    document = build_json(summaries, environment, settings)
+    document = build_json(summaries, environment, settings, offline)
     if prefix is not None:
         document["prefix_cache"] = prefix.as_json()
     write_json(document, config.json_path)
     plotted = plot_available()
     if plotted:
         write_plot(runs, config.plot_path)
-    print(format_report(summaries, environment))
+    print(format_report(summaries, environment, offline))
     if prefix is not None:
         print(
             f"\nLLM time to first token, system prompt prefix cached: p50 "

@@ -161,13 +161,35 @@ def variant_json(summary: VariantSummary) -> dict[str, Any]:
     }
 
 
+def offline_wer(summary: VariantSummary, offline: dict[str, str]) -> WordErrorRate:
+    """The word error rate of the offline transcripts over the turns ``summary`` spoke."""
+    return corpus_wer([(t.expected, offline.get(t.turn_id, "")) for t in summary.run.turns])
+
+
+def wer_comparison(
+    summaries: Sequence[VariantSummary], offline: dict[str, str] | None
+) -> dict[str, dict[str, Any]]:
+    """Word error rate per variant, and of the same model offline, over the same turns."""
+    rows: dict[str, WordErrorRate] = {
+        s.run.variant: s.wer for s in summaries if s.run.turns and not s.run.error
+    }
+    spoken = next((s for s in summaries if s.run.turns and not s.run.error), None)
+    if offline is not None and spoken is not None:
+        rows["offline"] = offline_wer(spoken, offline)
+    return {
+        name: {"rate": w.rate, "errors": w.errors, "reference_words": w.reference_words}
+        for name, w in rows.items()
+    }
+
+
 def build_json(
     summaries: Sequence[VariantSummary],
     environment: Environment,
     settings: dict[str, Any],
+    offline: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole JSON document. The first summary is the headline; a ``stock`` one after it
-    is the baseline."""
+    is the baseline. ``offline``: each turn's clip decoded whole by the same model."""
     primary = summaries[0]
     baseline = next((s for s in summaries[1:] if s.run.variant == "stock"), None)
     document: dict[str, Any] = {
@@ -185,6 +207,9 @@ def build_json(
         document["ratio_p50"] = (
             round(ours.p50 / theirs.p50, 3) if ours and theirs and theirs.p50 > 0 else None
         )
+    document["wer"] = wer_comparison(summaries, offline)
+    if offline is not None:
+        document["offline_transcripts"] = offline
     document["load_average"] = [round(v, 2) for v in os.getloadavg()]
     document["environment"] = environment.as_dict()
     document["settings"] = settings
@@ -274,13 +299,27 @@ def _comparison(summaries: Sequence[VariantSummary]) -> list[str]:
     return lines
 
 
-def format_report(summaries: Sequence[VariantSummary], environment: Environment) -> str:
-    """The text printed at the end of a run: environment, one table per variant, headline."""
+def _wer_line(summaries: Sequence[VariantSummary], offline: dict[str, str] | None) -> str:
+    cells = []
+    for name, row in wer_comparison(summaries, offline).items():
+        rate = "-" if row["rate"] is None else f"{row['rate'] * 100:.1f} %"
+        cells.append(f"{name} {rate} ({row['errors']}/{row['reference_words']})")
+    return "word error rate on the same turns: " + ", ".join(cells)
+
+
+def format_report(
+    summaries: Sequence[VariantSummary],
+    environment: Environment,
+    offline: dict[str, str] | None = None,
+) -> str:
+    """The text printed at the end of a run: environment, one table per variant, the word
+    error rates side by side (with the same model offline), headline."""
     lines = ["jetvoice bench", *environment.header_lines(), ""]
     for summary in summaries:
         lines += [*_variant_table(summary), ""]
     if len(summaries) > 1:
         lines += [*_comparison(summaries), ""]
+    lines += [_wer_line(summaries, offline), ""]
     primary = summaries[0]
     ours = primary.voice_to_voice
     if ours is not None:

@@ -64,6 +64,11 @@ def test_bench_two_turns_writes_json_and_plot(cpu_store: ModelStore, tmp_path: P
     assert tuned["cold_start_s"] > 0
     assert tuned["turns_total"] == 2 and tuned["warmup_turns"] == 1
     assert tuned["wer"]["rate"] is not None and tuned["wer"]["reference_words"] > 0
+    # The same turns decoded whole by the same model, offline, beside the live rate.
+    assert set(document["wer"]) == {"tuned", "offline"}
+    assert document["wer"]["offline"]["reference_words"] == tuned["wer"]["reference_words"]
+    assert set(document["offline_transcripts"]) == {"warm_up", "hello_world"}
+    assert "hello" in document["offline_transcripts"]["hello_world"].lower()
 
     turns = document["turns"]
     assert [t["turn_id"] for t in turns] == ["warm_up", "hello_world"]
@@ -98,3 +103,37 @@ def test_corpus_synthesis_is_deterministic(cpu_store: ModelStore, tmp_path: Path
         written.append(wav)
     assert written[0].name == written[1].name
     assert written[0].read_bytes() == written[1].read_bytes()
+
+
+@pytest.mark.timeout(180)
+def test_hearing_scores_the_live_path_beside_the_model_offline(
+    cpu_store: ModelStore, tmp_path: Path
+) -> None:
+    """`jetvoice bench --hearing` speaks a recording into the live input path in real time."""
+    speech = Path(__file__).resolve().parents[1] / "fixtures" / "speech"
+    name = "go_forward_ten_meters.wav"
+    (tmp_path / name).write_bytes((speech / name).read_bytes())
+    (tmp_path / "transcripts.json").write_text(json.dumps({name: "go forward ten meters"}))
+    json_path = tmp_path / "hearing.json"
+    code = main(
+        [
+            "bench",
+            "--hearing",
+            "--paths",
+            "tuned",
+            "--recordings",
+            str(tmp_path),
+            "--json",
+            str(json_path),
+        ]
+    )
+    assert code == 0
+    document = json.loads(json_path.read_text())
+    paths = {path["name"]: path for path in document["paths"]}
+    assert set(paths) == {"offline", "tuned"}
+    for path in paths.values():
+        assert path["reference_words"] == 4
+        # A clean, short command: heard whole by both (a word of slack for the model's whims).
+        assert path["errors"] <= 1, path["heard"]
+    assert paths["tuned"]["heard"][name]["pieces"] >= 1
+    assert paths["tuned"]["latency_p50_ms"] is not None
