@@ -5,9 +5,12 @@ started only then: its 60-150 ms were added to every turn. The voice's energy te
 that the speaker went quiet: the VAD's gate announces it (``services.frames.VoiceQuietFrame``).
 Once the voice has been quiet for ``quiet_secs``, the segment so far is transcribed in a worker
 thread: the guess. When the VAD's stop comes and nothing but quiet audio followed the guess, the
-guess is the turn's transcript; Whisper hears the same words either way, as what it did not get
-is audio far below the voice, and every segment is padded with silence anyway. The voice coming
-back (``VoiceResumedFrame``), or a new start of speech, throws the guess away.
+guess is the turn's transcript. What the guess did not get is audio far below the voice, but not
+nothing: a word's quiet end (the "s" of "Americans") goes on under the gate's level for tens of
+ms, and cut 40 ms into the quiet Whisper heard "America" where the stop's segment gave
+"Americans"; hence 120 ms (``STTConfig.early_transcript_secs``), which still leaves the decode
+80 ms before the stop. The voice coming back (``VoiceResumedFrame``), or a new start of speech,
+throws the guess away.
 
 The cost is a wasted decode when the user goes on after a pause; the engine's lock makes the
 turn's own decode wait for at most one. A guess that is still current when it is done is also
