@@ -56,6 +56,12 @@ test-vllm *ARGS: setup
 soak *ARGS: setup
     uv run --no-sync pytest --soak -s tests/soak {{ARGS}}
 
+# Opt-in, about 25 min on 2 cores: the recorded speech spoken into the live input path in real
+# time, word error rate beside the same Whisper offline, pipecat's stock path and one change at
+# a time; flags go to `jetvoice bench --hearing` (e.g. `--paths tuned,stock`, `--recordings corpus`)
+hearing *ARGS: setup
+    uv run --no-sync jetvoice bench --hearing --suspects {{ARGS}}
+
 # Opt-in, about an hour on 2 cores (real agents, a 30-session soak); flags go to the script,
 # e.g. `just break-check --rows 1,7` or `--list`. Results: artifacts/break_check.json
 # Break each RELIABILITY row on purpose, in a throw-away copy of the tree: its tests must fail
