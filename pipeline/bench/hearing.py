@@ -227,6 +227,18 @@ SUSPECTS: tuple[LivePath, ...] = (
 )
 
 
+# Other models on the tuned path; each must be pulled first (`jetvoice models pull --model ID`).
+OTHER_MODELS: tuple[LivePath, ...] = (
+    LivePath(
+        "whisper-base",
+        "Whisper base (multilingual, 74 M parameters) instead of tiny.en",
+        change=_stt(
+            lambda stt: dataclasses.replace(stt, model_dir=stt.model_dir.with_name("whisper-base"))
+        ),
+    ),
+)
+
+
 class _FeedInput(BaseInputTransport):
     """An input transport fed by the harness: its frames take the transport's audio path."""
 
@@ -514,7 +526,7 @@ def run_hearing_bench(args: argparse.Namespace) -> int:
     config = hearing_config(args.profile, args.models_dir)
     paths = [TUNED, STOCK, *SUSPECTS] if args.suspects else [TUNED, STOCK]
     if args.paths:
-        known = {path.name: path for path in (TUNED, STOCK, *SUSPECTS)}
+        known = {path.name: path for path in (TUNED, STOCK, *SUSPECTS, *OTHER_MODELS)}
         wanted = [name.strip() for name in args.paths.split(",") if name.strip()]
         unknown = [name for name in wanted if name not in known]
         if unknown:
