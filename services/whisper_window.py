@@ -58,7 +58,8 @@ class ShortWindowDecoder:
             model.hf_tokenizer,
             model.model.is_multilingual,
             task="transcribe",
-            language="en" if not model.model.is_multilingual else None,
+            # The special tokens read here are the same for every language; the prompt picks it.
+            language="en",
         )
 
     def window_secs(self, samples: int) -> int | None:
@@ -82,7 +83,7 @@ class ShortWindowDecoder:
         )
         duration = audio.size / SAMPLE_RATE
         max_length = int(_BASE_TOKENS + _TOKENS_PER_SEC * duration)
-        prompt = list(self._prompt(language))
+        prompt = list(self.prompt(language))
         result = self._model.model.generate(
             encoded,
             [prompt],
@@ -99,7 +100,9 @@ class ShortWindowDecoder:
             return None
         return WindowedResult(text=text, no_speech_prob=float(result.no_speech_prob))
 
-    def _prompt(self, language: str | None) -> list[int]:
+    def prompt(self, language: str | None) -> list[int]:
+        """The tokens the decode starts from: start of transcript, and the language when the
+        model is multilingual."""
         if not self._model.model.is_multilingual:
             return list(self._tokenizer.sot_sequence)
         tokenizer = Tokenizer(

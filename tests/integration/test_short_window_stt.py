@@ -88,3 +88,19 @@ def test_runaway_and_unclosed_answers_are_not_trusted(stt_config: STTConfig) -> 
     # A segment that starts after the audio has ended is dropped, not spoken.
     invented = [*closed, stamp + 150, *tokenizer.encode(" Thank you."), stamp + 180]
     assert decoder._segments_text(invented, 2.0, limit=100) == "What is my name?"
+
+
+def test_a_multilingual_model_gets_a_window_decoder(
+    engines: tuple[WhisperEngine, WhisperEngine],
+) -> None:
+    """The GPU profiles' Whisper (large-v3-turbo) is multilingual: building its decoder once
+    raised ValueError in faster-whisper's tokenizer (no language given)."""
+    from types import SimpleNamespace
+
+    short, _full = engines
+    model = SimpleNamespace(
+        hf_tokenizer=short.model.hf_tokenizer, model=SimpleNamespace(is_multilingual=True)
+    )
+    decoder = ShortWindowDecoder(model, margin_secs=2.0, min_secs=8.0)
+    english = short.model.hf_tokenizer.token_to_id("<|en|>")
+    assert english in decoder.prompt("en")
