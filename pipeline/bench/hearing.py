@@ -163,6 +163,11 @@ def _stt(replace: Callable[..., object]) -> Callable[[AgentConfig], AgentConfig]
     return change
 
 
+def _stt_path(name: str, description: str, **changes: object) -> LivePath:
+    """The tuned path with ``changes`` to its STT config."""
+    return LivePath(name, description, change=_stt(lambda stt: dataclasses.replace(stt, **changes)))
+
+
 def _turn(replace: Callable[..., object]) -> Callable[[AgentConfig], AgentConfig]:
     def change(config: AgentConfig) -> AgentConfig:
         return dataclasses.replace(config, turn=replace(config.turn))  # type: ignore[arg-type]
@@ -174,36 +179,32 @@ TUNED = LivePath("tuned", "jetvoice's path")
 STOCK = LivePath("stock", "pipecat's stock path on the same model", stock=True)
 # Each suspect is the tuned path with one thing changed.
 SUSPECTS: tuple[LivePath, ...] = (
-    LivePath(
+    _stt_path(
         "full-window",
         "Whisper on its full 30 s window, not one cut to the segment",
-        change=_stt(lambda stt: dataclasses.replace(stt, short_window=False)),
+        short_window=False,
     ),
-    LivePath(
+    _stt_path(
         "no-early",
         "no early transcript: each segment decoded at the VAD's stop",
-        change=_stt(lambda stt: dataclasses.replace(stt, early_transcript_secs=0.0)),
+        early_transcript_secs=0.0,
     ),
-    LivePath(
+    _stt_path(
         "early-40ms",
         "the early transcript after 40 ms of quiet, not 120",
-        change=_stt(lambda stt: dataclasses.replace(stt, early_transcript_secs=0.04)),
+        early_transcript_secs=0.04,
     ),
-    LivePath(
+    _stt_path(
         "early-80ms",
         "the early transcript after 80 ms of quiet, not 120",
-        change=_stt(lambda stt: dataclasses.replace(stt, early_transcript_secs=0.08)),
+        early_transcript_secs=0.08,
     ),
-    LivePath(
+    _stt_path(
         "no-turn-context",
         "each segment decoded alone, not after the turn's earlier segments",
-        change=_stt(lambda stt: dataclasses.replace(stt, turn_context=False)),
+        turn_context=False,
     ),
-    LivePath(
-        "beam-5",
-        "beam search (5) instead of greedy decoding",
-        change=_stt(lambda stt: dataclasses.replace(stt, beam_size=5)),
-    ),
+    _stt_path("beam-5", "beam search (5) instead of greedy decoding", beam_size=5),
     LivePath(
         "denoised-stt",
         "Whisper and Smart Turn hear RNNoise's output too, not only the VAD",
