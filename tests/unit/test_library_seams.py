@@ -334,7 +334,7 @@ UNDOCUMENTED: tuple[Seam, ...] = (
          "log-mel features of the short window", "kept: as model", private=False,
          library_reads=("self.feature_extractor = FeatureExtractor(",)),
     Seam("faster-whisper", "faster_whisper.tokenizer:Tokenizer", "sot_sequence", PROPERTY,
-         "services/whisper_window.py:ShortWindowDecoder._prompt",
+         "services/whisper_window.py:ShortWindowDecoder.prompt",
          "the prompt of a short-window decode", "kept: as model", private=False),
     Seam("faster-whisper", "faster_whisper.tokenizer:Tokenizer", "timestamp_begin", PROPERTY,
          "services/whisper_window.py:ShortWindowDecoder._segments_text",

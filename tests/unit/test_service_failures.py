@@ -42,6 +42,7 @@ class _FlakyWhisper:
                 "language": "en",
                 "timeout_secs": 5.0,
                 "early_transcript_secs": 0.0,
+                "turn_context": True,
             },
         )
 

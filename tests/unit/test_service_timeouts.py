@@ -44,6 +44,7 @@ class _HungWhisper:
             language="en",
             timeout_secs=TIMEOUT_S,
             early_transcript_secs=0.0,
+            turn_context=True,
         )
 
     def transcribe(self, audio: np.ndarray) -> str:
