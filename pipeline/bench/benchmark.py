@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from models.paths import ProfilePaths, profile_paths
@@ -68,34 +68,25 @@ def _prefix_cache_probe(
 
 
 def _offline_transcripts(
-    paths: ProfilePaths,
-    store: ModelStore,
-    profile: str,
+    config: BenchConfig,
     utterances: dict[str, Utterance],
     progress: Callable[[str], None],
 ) -> dict[str, str]:
     """Each turn's clip decoded whole by the same Whisper model, offline (after the servers
     have stopped, so it competes with nothing): what the model itself hears of the corpus."""
-    import soxr
-
-    from pipeline.bench.hearing import SAMPLE_RATE, Recording, hear_offline
-    from pipeline.config import STTConfig
+    from pipeline.bench.hearing import Recording, at_pipeline_rate, hear_offline, hearing_config
     from services.stt import WhisperEngine
 
-    engine = WhisperEngine(
-        STTConfig(
-            model_dir=paths.stt_dir,
-            device="cuda" if paths.device == "cuda" else "cpu",
-            compute_type=store.catalog.profile(profile).stt_compute_type,
-            short_window=False,
-        )
-    )
-    heard: dict[str, str] = {}
-    for turn_id, utterance in utterances.items():
-        audio = soxr.resample(utterance.samples, utterance.sample_rate, SAMPLE_RATE)
-        recording = Recording(turn_id, audio.astype("float32"), utterance.spec.text)
-        heard[turn_id] = hear_offline(engine, recording).text
-    progress(f"offline: {len(heard)} clips decoded whole by {paths.stt_dir.name}")
+    stt = hearing_config(config.profile, config.models_dir).stt
+    engine = WhisperEngine(replace(stt, short_window=False))
+    heard = {
+        turn_id: hear_offline(
+            engine,
+            Recording(turn_id, at_pipeline_rate(u.samples, u.sample_rate), u.spec.text),
+        ).text
+        for turn_id, u in utterances.items()
+    }
+    progress(f"offline: {len(heard)} clips decoded whole by {stt.model_dir.name}")
     return heard
 
 
@@ -149,7 +140,7 @@ def run(config: BenchConfig, progress: Callable[[str], None]) -> int:
             )
 
     summaries = [summarize_run(r) for r in runs]
-    offline = _offline_transcripts(paths, store, config.profile, utterances, progress)
+    offline = _offline_transcripts(config, utterances, progress)
     prefix = _prefix_cache_probe(paths, progress) if config.prefix_cache else None
     settings = {
         **{

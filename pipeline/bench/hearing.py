@@ -29,7 +29,6 @@ import json
 import statistics
 import sys
 import time
-import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_transport import TransportParams
 
 from pipeline.audio.stream_resampler import StreamResampler
+from pipeline.bench.client.audio_clip import load_wav
 from pipeline.bench.paths import DEFAULT_OUT_DIR
 from pipeline.bench.wer import WordErrorRate, corpus_wer, wer
 from pipeline.config import AgentConfig
@@ -90,17 +90,16 @@ class Recording:
         return int(loud[-1]) + 1 if loud.size else self.audio.size
 
 
-def read_wav(path: Path) -> npt.NDArray[np.float32]:
-    """A 16-bit PCM WAV file as 16 kHz mono float32 (channels averaged, resampled if needed)."""
-    with wave.open(str(path), "rb") as wav:
-        if wav.getsampwidth() != 2:
-            raise ValueError(f"{path.name}: {8 * wav.getsampwidth()}-bit, expected 16-bit PCM")
-        channels, rate = wav.getnchannels(), wav.getframerate()
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-    audio = pcm.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
+def at_pipeline_rate(samples: npt.NDArray[np.float32], rate: int) -> npt.NDArray[np.float32]:
+    """Mono float32 audio at ``rate`` as the pipeline's 16 kHz."""
     if rate != SAMPLE_RATE:
-        audio = soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32)
-    return audio
+        samples = soxr.resample(samples, rate, SAMPLE_RATE)
+    return samples.astype(np.float32)
+
+
+def read_wav(path: Path) -> npt.NDArray[np.float32]:
+    """A PCM WAV file as 16 kHz mono float32 (the benchmark client's loader, resampled)."""
+    return at_pipeline_rate(*load_wav(path))
 
 
 def load_recordings(folder: Path) -> list[Recording]:
@@ -240,8 +239,9 @@ OTHER_MODELS: tuple[LivePath, ...] = (
 )
 
 
-class _FeedInput(BaseInputTransport):
-    """An input transport fed by the harness: its frames take the transport's audio path."""
+class FeedInput(BaseInputTransport):
+    """An input transport fed by frames pushed into the pipeline (the harness, the tests): they
+    take the transport's own audio path."""
 
     async def start(self, frame: StartFrame) -> None:
         """Ready at once (a real transport is ready when its peer connects)."""
@@ -311,10 +311,10 @@ def _live_processors(
         from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
 
         params.audio_in_filter = RNNoiseFilter() if config.noise_filter else None
-        return [_FeedInput(params), stock_stt(config), tap, stock_user_aggregators().user()]
+        return [FeedInput(params), stock_stt(config), tap, stock_user_aggregators().user()]
     assert engine is not None
     return [
-        _FeedInput(params),
+        FeedInput(params),
         *input_steps(config),
         LocalWhisperSTTService(engine),
         tap,
@@ -508,11 +508,10 @@ def corpus_recordings(profile: str, models_dir: Path | None) -> list[Recording]:
     prepared = prepare(
         turns, sources, lambda: kokoro_synthesizer(paths.tts_path, paths.voices_path)
     )
-    recordings = []
-    for turn_id, utterance in prepared.items():
-        audio = soxr.resample(utterance.samples, utterance.sample_rate, SAMPLE_RATE)
-        recordings.append(Recording(turn_id, audio.astype(np.float32), utterance.spec.text))
-    return recordings
+    return [
+        Recording(turn_id, at_pipeline_rate(u.samples, u.sample_rate), u.spec.text)
+        for turn_id, u in prepared.items()
+    ]
 
 
 def run_hearing_bench(args: argparse.Namespace) -> int:

@@ -21,7 +21,6 @@ from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
     LLMContextFrame,
-    StartFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -29,9 +28,9 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
-from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_transport import TransportParams
 
+from pipeline.bench.hearing import FeedInput
 from pipeline.config import AgentConfig
 from pipeline.session import (
     AUDIO_IN_SAMPLE_RATE,
@@ -42,15 +41,6 @@ from services.stt import LocalWhisperSTTService, WhisperEngine
 from tests.support.conversation import fixture_clip
 
 FRAME_MS = 20
-
-
-class FeedInput(BaseInputTransport):
-    """An input transport fed by the test: its frames take the transport's audio task path."""
-
-    async def start(self, frame: StartFrame) -> None:
-        """Ready at once (a real transport is ready when its peer connects)."""
-        await super().start(frame)
-        await self.set_transport_ready(frame)
 
 
 class AudioProbe(FrameProcessor):
