@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -136,6 +137,17 @@ class WhisperEngine:
             self._transcribe_full(noise)
 
 
+@dataclass(frozen=True)
+class _QueuedSegment:
+    """A segment cut at the VAD's stop and waiting for ``run_stt``: its turn, the earlier audio
+    it is decoded after, and its early guess (which heard no more than it)."""
+
+    pcm: bytes
+    turn: TurnSoFar
+    context: bytes
+    guess: Guess | None
+
+
 class LocalWhisperSTTService(SegmentHandoffSTTService):
     """Per-session STT service: the segment is the user's turn, decoded by the shared engine.
 
@@ -163,8 +175,8 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
         self._turn = TurnSoFar()
         self._segment_turn = self._turn
         self._context = b""
-        # Each queued segment's turn and context, by the identity of its bytes.
-        self._contexts: dict[int, tuple[bytes, TurnSoFar, bytes]] = {}
+        # Each segment queued for ``run_stt``, by the identity of its bytes.
+        self._queued: dict[int, _QueuedSegment] = {}
         self._early = (
             EarlyTranscriber(
                 self._decode_in_context,
@@ -175,8 +187,6 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
             if config.early_transcript_secs > 0
             else None
         )
-        # Segments queued with a guess of their transcript, by the identity of their bytes.
-        self._guessed: dict[int, tuple[bytes, Guess]] = {}
         # Turns whose transcript was the early guess (no decode at the VAD's stop).
         self.early_transcripts_used = 0
 
@@ -227,13 +237,12 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
     async def on_segment(self, pcm: bytes) -> None:
         """The segment cut at the VAD's stop joins its turn, with the context it is decoded in;
         its early guess is kept beside it, when the guess heard no more than it did."""
-        self._contexts[id(pcm)] = (pcm, self._segment_turn, self._context)
-        self._segment_turn.segments.append(pcm)
         guess = self._early.take() if self._early is not None else None
-        if guess is not None and guess.length <= len(pcm):
-            self._guessed[id(pcm)] = (pcm, guess)
-        elif guess is not None:
+        if guess is not None and guess.length > len(pcm):
             guess.task.cancel()
+            guess = None
+        self._queued[id(pcm)] = _QueuedSegment(pcm, self._segment_turn, self._context, guess)
+        self._segment_turn.segments.append(pcm)
 
     async def on_segment_dropped(self) -> None:
         """No transcript for this segment: its guess is not wanted."""
@@ -244,10 +253,11 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         """Transcribe one segment of 16-bit PCM off the event loop (or take its early guess)."""
         await self.start_processing_metrics()
-        paired = self._guessed.pop(id(audio), None)
-        guess = paired[1] if paired is not None and paired[0] is audio else None
-        queued = self._contexts.pop(id(audio), None)
-        turn, context = (queued[1], queued[2]) if queued and queued[0] is audio else (None, b"")
+        queued = self._queued.pop(id(audio), None)
+        if queued is not None and queued.pcm is not audio:
+            queued = None
+        guess = queued.guess if queued is not None else None
+        turn, context = (queued.turn, queued.context) if queued is not None else (None, b"")
         timeout = self._engine.config.timeout_secs
         try:
             # A decoder that never returns must not hold the turn forever. The thread cannot be
@@ -286,7 +296,7 @@ class LocalWhisperSTTService(SegmentHandoffSTTService):
     def _drop_guesses(self) -> None:
         if self._early is not None:
             self._early.close()
-        for _pcm, guess in self._guessed.values():
-            guess.task.cancel()
-        self._guessed.clear()
-        self._contexts.clear()
+        for queued in self._queued.values():
+            if queued.guess is not None:
+                queued.guess.task.cancel()
+        self._queued.clear()

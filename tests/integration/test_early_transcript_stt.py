@@ -67,10 +67,11 @@ class _Watched(LocalWhisperSTTService):
         self.turns: list[tuple[bytes, bool, str]] = []
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
-        early = id(audio) in self._guessed
+        used = self.early_transcripts_used
         async for frame in super().run_stt(audio):
             if isinstance(frame, TranscriptionFrame):
-                self.turns.append((audio, early, frame.text))
+                # The counter goes up before the transcript when the guess was it.
+                self.turns.append((audio, self.early_transcripts_used > used, frame.text))
             yield frame
 
 
